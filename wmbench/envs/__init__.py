@@ -1,0 +1,62 @@
+"""The registry of wmbench environments: short names, gymnasium ids and registration.
+
+gymnasium 1.x has no plugin hook, so ``gym.make("wmbench/PushT-v0")`` needs ``import wmbench``
+first; ``gym.make("wmbench:wmbench/PushT-v0")`` imports it for you.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    short_name: str  # what the CLI takes: `--env pusht`
+    id: str  # the gymnasium id
+    entry_point: str
+    max_episode_steps: int
+    default_policy: str  # the data policy `wmbench rollout` uses when none is named
+
+
+ENVS: dict[str, EnvEntry] = {
+    entry.short_name: entry
+    for entry in (
+        EnvEntry("pusht", "wmbench/PushT-v0", "wmbench.envs.pusht:PushTEnv", 300, "weak"),
+        EnvEntry("tworoom", "wmbench/TwoRoom-v0", "wmbench.envs.tworoom:TwoRoomEnv", 200, "expert"),
+    )
+}
+
+
+def register_envs() -> None:
+    """Register every wmbench environment with gymnasium (idempotent)."""
+    for entry in ENVS.values():
+        if entry.id not in gym.registry:
+            gym.register(
+                id=entry.id,
+                entry_point=entry.entry_point,
+                max_episode_steps=entry.max_episode_steps,
+            )
+
+
+def env_id(name: str) -> str:
+    """The gymnasium id for a short name (``pusht``), a bare name (``PushT``) or a full id."""
+    key = name.lower().removeprefix("wmbench:").removeprefix("wmbench/").removesuffix("-v0")
+    for entry in ENVS.values():
+        if key in (entry.short_name, entry.id.lower().removeprefix("wmbench/").removesuffix("-v0")):
+            return entry.id
+    known = ", ".join(f"{e.short_name} ({e.id})" for e in ENVS.values())
+    raise ValueError(f"unknown environment {name!r}; wmbench has: {known}")
+
+
+def short_name(name: str) -> str:
+    """The CLI name (``pusht``) of any accepted spelling."""
+    full = env_id(name)
+    return next(e.short_name for e in ENVS.values() if e.id == full)
+
+
+def make(name: str, **kwargs) -> gym.Env:
+    """``gym.make`` by short name: ``wmbench.make("pusht", resolution=96)``."""
+    register_envs()
+    return gym.make(env_id(name), **kwargs)

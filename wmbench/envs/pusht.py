@@ -1,0 +1,304 @@
+"""Push-T: push a T-shaped block into a goal pose with a round pusher.
+
+The physics is the reference Push-T of diffusion-policy / gym-pusht that published world-model
+results use, step for step (pymunk, same constants and the same order of operations); only the
+action is relative, as in the world-model papers, and set-state places the block exactly.
+
+==================  ============================================================================
+id                  ``wmbench/PushT-v0`` (300 steps per episode)
+action              ``Box(-1, 1, (2,))``: the pusher's PD target is ``agent_xy + 100 * a``,
+                    clipped to the 512 x 512 arena (the reference's absolute action box)
+state (7)           agent x, y; block x, y (the T's origin: the middle of the crossbar's top
+                    edge); block angle (rad, in [-pi, pi)); agent vx, vy; arena units (px at 512)
+proprio (4)         agent x, y, vx, vy
+pixels              drawn directly at ``resolution`` (default 224), anti-aliased edges
+physics             gravity 0, ``space.damping`` 0 (the block moves only while pushed), friction
+                    0, dt 0.01 s, 10 substeps per action (10 Hz), PD: ``acc = 100 (target -
+                    pos) + 20 (0 - vel)``, T mass 1 with the reference moment of inertia (twice
+                    the crossbar's: a bug of the reference kept for comparability)
+task="goal"         (default) success when ``||(agent_xy, block_xy) - goal's|| < 20`` and the
+                    block's angle error ``< pi/9`` (the T has no rotational symmetry, so the
+                    error is taken modulo 2 pi); reward 1 on success
+task="coverage"     the reference task: success when the block covers ``> 0.95`` of the goal T
+                    (default goal pose (256, 256, pi/4), drawn in the frame); reward
+                    ``clip(coverage / 0.95, 0, 1)``
+reset               agent x, y uniform integers in [50, 450); block x, y in [100, 400); angle
+                    uniform in [-pi, pi); zero velocity. Without ``goal_state`` the goal is
+                    another such state (task "goal") or the fixed goal T (task "coverage")
+step info           ``success``; ``pos_error``, ``angle_error`` (goal) or ``coverage`` (coverage)
+perturb             ``teleport(target="block"|"agent", position=, angle=)``: a jump to the given
+                    or a fresh random pose; ``recolor(target="block"|"agent"|"background",
+                    color=)``: the given or a random color
+==================  ============================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pygame
+import pymunk
+import shapely
+
+from wmbench.envs.base import Factor, WorldModelEnv, boolean, color, non_negative, positive
+
+ARENA = 512.0
+DT = 0.01
+SUBSTEPS = 10
+ACTION_SCALE = 100.0
+WALLS = (((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506)))
+WALL_RADIUS = 2.0
+COVERAGE_GOAL = np.array([256.0, 256.0, math.pi / 4])
+GOAL_POS_TOLERANCE = 20.0
+GOAL_ANGLE_TOLERANCE = math.pi / 9
+COVERAGE_THRESHOLD = 0.95
+
+
+def wrap_angle(angle: float) -> float:
+    """Map to [-pi, pi), leaving angles already there untouched (so the state round-trips exactly)."""
+    if -math.pi <= angle < math.pi:
+        return angle
+    wrapped = (angle + math.pi) % (2 * math.pi) - math.pi
+    return wrapped - 2 * math.pi if wrapped >= math.pi else wrapped
+
+
+def tee_boxes(scale: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The T's two boxes in body coordinates: the crossbar (4 x 1 units) and the stem (1 x 3)."""
+    crossbar = [(-2 * scale, scale), (2 * scale, scale), (2 * scale, 0.0), (-2 * scale, 0.0)]
+    stem = [(-scale / 2, scale), (-scale / 2, 4 * scale), (scale / 2, 4 * scale), (scale / 2, scale)]
+    return crossbar, stem
+
+
+def tee_polygon(x: float, y: float, angle: float, scale: float) -> shapely.Polygon:
+    """The T's outline at a pose, for coverage."""
+    s = scale
+    outline = np.array([(-2 * s, 0), (2 * s, 0), (2 * s, s), (s / 2, s), (s / 2, 4 * s), (-s / 2, 4 * s), (-s / 2, s), (-2 * s, s)])
+    c, si = math.cos(angle), math.sin(angle)
+    return shapely.Polygon(outline @ np.array([[c, si], [-si, c]]) + (x, y))
+
+
+def lighter(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The reference's fill shade: 1.2 x the outline color, saturated."""
+    return tuple(min(255, int(1.2 * c)) for c in rgb)
+
+
+class PushTEnv(WorldModelEnv):
+    env_name = "PushT"
+    state_names = ("agent_x", "agent_y", "block_x", "block_y", "block_angle", "agent_vx", "agent_vy")
+    proprio_names = ("agent_x", "agent_y", "agent_vx", "agent_vy")
+    action_names = ("dx", "dy")
+    success_text = "task goal: |(agent,block) xy error| < 20 and angle error < pi/9; task coverage: coverage > 0.95"
+    VARIATIONS = {
+        "agent_color": Factor("RoyalBlue", "pusher color", color),
+        "block_color": Factor("LightSlateGray", "T outline color (filled 1.2x lighter)", color),
+        "goal_color": Factor("LightGreen", "color of the drawn goal T", color),
+        "wall_color": Factor("LightGray", "arena wall color", color),
+        "background_color": Factor("White", "background color", color),
+        "show_goal_region": Factor(False, "draw the goal T in every frame (default on for task='coverage')", boolean),
+        "block_scale": Factor(30.0, "T unit length: the crossbar is 4 x 1 units, the stem 1 x 3", positive),
+        "agent_radius": Factor(15.0, "pusher radius", positive),
+        "block_mass": Factor(1.0, "T mass (the moment of inertia scales with it)", positive),
+        "friction": Factor(0.0, "friction coefficient of every shape (reference: 0)", non_negative),
+        "damping": Factor(0.0, "pymunk space damping: fraction of velocity kept per second (reference: 0)", non_negative),
+        "kp": Factor(100.0, "PD controller position gain", positive),
+        "kv": Factor(20.0, "PD controller velocity gain", non_negative),
+    }
+    PRESETS = {
+        "standard": {},
+        "recolored": {"agent_color": "Crimson", "block_color": "DarkOrange", "background_color": "Lavender"},
+        "large_block": {"block_scale": 36.0},
+        "small_agent": {"agent_radius": 10.0},
+        "heavy_block": {"block_mass": 3.0},
+        "frictional": {"friction": 0.5},
+    }
+
+    def __init__(self, task: str = "goal", variation: str | dict[str, Any] | None = None, **kwargs):
+        if task not in ("goal", "coverage"):
+            raise ValueError(f"task={task!r}: PushT has task 'goal' (goal-reaching, default) and 'coverage' (reference)")
+        self.task = task
+        if task == "coverage":  # the reference task shows its goal T unless told otherwise
+            explicit = self.PRESETS.get(variation, {}) if isinstance(variation, str) else (variation or {})
+            variation = {**self.resolve_variation(variation), "show_goal_region": explicit.get("show_goal_region", True)}
+        super().__init__(variation=variation, **kwargs)
+        self._canvas = pygame.Surface((self.width, self.height))
+        self._space: pymunk.Space | None = None
+
+    # ------------------------------------------------------------------ physics
+    def _sample_state(self, rng):
+        agent = rng.integers(50, 450, size=2)
+        block = rng.integers(100, 400, size=2)
+        angle = rng.uniform(-math.pi, math.pi)
+        return np.array([*agent, *block, angle, 0.0, 0.0], dtype=np.float64)
+
+    def _sample_goal_state(self, rng, start):
+        if self.task == "coverage":
+            return np.array([start[0], start[1], *COVERAGE_GOAL, 0.0, 0.0])
+        return self._sample_state(rng)
+
+    def _load_state(self, state):
+        v = self.variation
+        space = pymunk.Space()
+        space.gravity = (0.0, 0.0)
+        space.damping = v["damping"]
+        walls = [pymunk.Segment(space.static_body, a, b, WALL_RADIUS) for a, b in WALLS]
+        for wall in walls:
+            wall.friction = v["friction"]
+        space.add(*walls)
+
+        # Bodies are created and added in the reference's order and at its construction poses,
+        # then moved: pymunk's collision order (and so the exact numbers) depends on it.
+        agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+        agent.position = (256, 400)
+        agent_shape = pymunk.Circle(agent, v["agent_radius"])
+        agent_shape.friction = v["friction"]
+        space.add(agent, agent_shape)
+
+        crossbar, stem = tee_boxes(v["block_scale"])
+        block = pymunk.Body(v["block_mass"], 2 * pymunk.moment_for_poly(v["block_mass"], crossbar))
+        shapes = [pymunk.Poly(block, crossbar), pymunk.Poly(block, stem)]
+        for shape in shapes:
+            shape.friction = v["friction"]
+        block.center_of_gravity = (shapes[0].center_of_gravity + shapes[1].center_of_gravity) / 2
+        block.angle = 0.0
+        block.position = (256, 300)
+        space.add(block, *shapes)
+
+        agent.position = (state[0], state[1])
+        agent.velocity = (state[5], state[6])
+        block.angle = state[4]  # angle first, so the origin lands exactly on the requested position
+        block.position = (state[2], state[3])
+        self._space, self._agent, self._block = space, agent, block
+
+    def get_state(self):
+        a, b = self._agent, self._block
+        return np.array(
+            [a.position.x, a.position.y, b.position.x, b.position.y, wrap_angle(b.angle), a.velocity.x, a.velocity.y],
+            dtype=np.float64,
+        )
+
+    def _simulate(self, action):
+        agent, kp, kv = self._agent, self.variation["kp"], self.variation["kv"]
+        x, y = agent.position
+        tx = min(max(x + ACTION_SCALE * action[0], 0.0), ARENA)
+        ty = min(max(y + ACTION_SCALE * action[1], 0.0), ARENA)
+        for _ in range(SUBSTEPS):
+            (px, py), (vx, vy) = agent.position, agent.velocity
+            # Same float operations, in the same order, as the reference controller.
+            ax = kp * (tx - px) + kv * (0.0 - vx)
+            ay = kp * (ty - py) + kv * (0.0 - vy)
+            agent.velocity = (vx + ax * DT, vy + ay * DT)
+            self._space.step(DT)
+
+    # ------------------------------------------------------------------ task
+    def success_rule(self, state, goal_state) -> bool:
+        if self.task == "coverage":
+            return self.coverage(state, goal_state) > COVERAGE_THRESHOLD
+        pos_error, angle_error = self.goal_errors(state, goal_state)
+        return bool(pos_error < GOAL_POS_TOLERANCE and angle_error < GOAL_ANGLE_TOLERANCE)
+
+    @staticmethod
+    def goal_errors(state, goal_state) -> tuple[float, float]:
+        """Euclidean error of the 4-vector (agent xy, block xy) and the block angle error in [0, pi]."""
+        pos_error = float(np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4])))
+        return pos_error, abs(wrap_angle(float(state[4]) - float(goal_state[4])))
+
+    def coverage(self, state, goal_state) -> float:
+        """Fraction of the goal T's area covered by the block."""
+        scale = self.variation["block_scale"]
+        goal = tee_polygon(goal_state[2], goal_state[3], goal_state[4], scale)
+        block = tee_polygon(state[2], state[3], state[4], scale)
+        return float(goal.intersection(block).area / goal.area)
+
+    def _step_info(self, state):
+        if self.task == "coverage":
+            return {"coverage": self.coverage(state, self._goal_state)}
+        pos_error, angle_error = self.goal_errors(state, self._goal_state)
+        return {"pos_error": pos_error, "angle_error": angle_error}
+
+    def _reward(self, state, success):
+        if self.task == "coverage":
+            return float(np.clip(self.coverage(state, self._goal_state) / COVERAGE_THRESHOLD, 0.0, 1.0))
+        return float(success)
+
+    def _proprio(self, state):
+        return state[[0, 1, 5, 6]]
+
+    # ------------------------------------------------------------------ pixels
+    def _draw(self, state):
+        v, canvas = self.variation, self._canvas
+        sx, sy = self.width / ARENA, self.height / ARENA
+        outline = 2 * WALL_RADIUS * min(sx, sy)  # the reference draws 4-unit outlines
+        canvas.fill(v["background_color"])
+        if v["show_goal_region"]:
+            goal = self._goal_state if self._goal_state is not None else state
+            for box in self._tee_boxes_px(goal[2], goal[3], goal[4]):
+                _fill(canvas, v["goal_color"], box)
+        for a, b in WALLS:
+            _thick_line(canvas, v["wall_color"], (a[0] * sx, a[1] * sy), (b[0] * sx, b[1] * sy), outline)
+        for box in self._tee_boxes_px(state[2], state[3], state[4]):
+            _fill(canvas, lighter(v["block_color"]), box)
+            _outline(canvas, v["block_color"], box, outline)
+        center = (state[0] * sx, state[1] * sy)
+        _fill(canvas, v["agent_color"], _disc(center, v["agent_radius"] * sx, v["agent_radius"] * sy))
+        inner = v["agent_radius"] - 4.0
+        if inner > 0:
+            _fill(canvas, lighter(v["agent_color"]), _disc(center, inner * sx, inner * sy))
+        return np.frombuffer(pygame.image.tobytes(canvas, "RGB"), np.uint8).reshape(self.height, self.width, 3)
+
+    def _tee_boxes_px(self, x, y, angle):
+        c, s = math.cos(angle), math.sin(angle)
+        sx, sy = self.width / ARENA, self.height / ARENA
+        return [
+            [((x + c * px - s * py) * sx, (y + s * px + c * py) * sy) for px, py in box]
+            for box in tee_boxes(self.variation["block_scale"])
+        ]
+
+    # ------------------------------------------------------------------ perturbations
+    def _perturb_teleport(self, target: str = "block", position=None, angle=None):
+        state = self.get_state()
+        if target == "block":
+            before = state[2:5].tolist()
+            state[2:4] = self.np_random.integers(100, 400, size=2) if position is None else position
+            state[4] = self.np_random.uniform(-math.pi, math.pi) if angle is None else angle
+            after = state[2:5].tolist()
+        elif target == "agent":
+            before = state[0:2].tolist()
+            state[0:2] = self.np_random.integers(50, 450, size=2) if position is None else position
+            state[5:7] = 0.0
+            after = state[0:2].tolist()
+        else:
+            raise ValueError(f"teleport target={target!r}: PushT teleports 'block' or 'agent'")
+        self._load_state(self._check_state(state, "teleported state"))
+        return {"target": target, "before": before, "after": after}
+
+    def _perturb_recolor(self, target: str = "block", color=None):
+        key = f"{target}_color"
+        if target not in ("block", "agent", "background"):
+            raise ValueError(f"recolor target={target!r}: PushT recolors 'block', 'agent' or 'background'")
+        before = self.variation[key]
+        if color is None:
+            color = tuple(int(c) for c in self.np_random.integers(0, 256, size=3))
+        self.variation = self.resolve_variation({key: color}, base=self.variation)
+        return {"target": target, "before": before, "after": self.variation[key]}
+
+
+def _disc(center, rx, ry, segments: int = 32):
+    t = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)
+    return list(zip(center[0] + rx * np.cos(t), center[1] + ry * np.sin(t)))
+
+
+def _fill(canvas, rgb, points):
+    pygame.draw.polygon(canvas, rgb, points)
+    pygame.draw.aalines(canvas, rgb, True, points)  # sub-pixel, anti-aliased edge
+
+
+def _outline(canvas, rgb, points, width):
+    if width >= 1.5:
+        pygame.draw.polygon(canvas, rgb, points, round(width))
+    pygame.draw.aalines(canvas, rgb, True, points)
+
+
+def _thick_line(canvas, rgb, a, b, width):
+    pygame.draw.line(canvas, rgb, a, b, max(1, round(width)))
