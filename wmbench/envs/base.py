@@ -2,7 +2,8 @@
 
 An environment subclasses :class:`WorldModelEnv` and fills in the physics (``_sample_state``,
 ``_sample_goal_state``, ``_load_state``, ``get_state``, ``_simulate``), the picture of a state
-(``_draw``), the ``success_rule``, its variation factors and its perturbations. Everything a
+(``_draw``), the ``success_rule``, the names and bounds of its state (``proprio`` is a named
+subset of it), its variation factors and its perturbations. Everything a
 benchmark relies on is done here, the same way for every environment:
 
 ============================  =================================================================
@@ -100,7 +101,9 @@ class WorldModelEnv(gym.Env):
     # Filled in by each environment.
     env_name: ClassVar[str]  # "PushT"
     state_names: ClassVar[tuple[str, ...]]
-    proprio_names: ClassVar[tuple[str, ...]]
+    state_low: ClassVar[tuple[float, ...]]  # bounds of the observation space's `state` box
+    state_high: ClassVar[tuple[float, ...]]
+    proprio_names: ClassVar[tuple[str, ...]]  # a subset of state_names
     action_names: ClassVar[tuple[str, ...]]
     success_text: ClassVar[str]  # the success rule in one line, for `wmbench envs` and the cards
     VARIATIONS: ClassVar[dict[str, Factor]]
@@ -124,10 +127,12 @@ class WorldModelEnv(gym.Env):
         self._base_variation = self.resolve_variation(variation)
         self.variation = dict(self._base_variation)
 
+        low, high = np.array(self.state_low, np.float32), np.array(self.state_high, np.float32)
+        self._proprio_index = [self.state_names.index(name) for name in self.proprio_names]
         boxes = {
             "pixels": spaces.Box(0, 255, (self.height, self.width, 3), np.uint8),
-            "state": spaces.Box(-np.inf, np.inf, (len(self.state_names),), np.float32),
-            "proprio": spaces.Box(-np.inf, np.inf, (len(self.proprio_names),), np.float32),
+            "state": spaces.Box(low, high, dtype=np.float32),
+            "proprio": spaces.Box(low[self._proprio_index], high[self._proprio_index], dtype=np.float32),
         }
         self.observation_space = spaces.Dict({key: boxes[key] for key in self.obs_keys})
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
@@ -158,9 +163,6 @@ class WorldModelEnv(gym.Env):
         raise NotImplementedError
 
     def success_rule(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
-        raise NotImplementedError
-
-    def _proprio(self, state: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _step_info(self, state: np.ndarray) -> dict[str, Any]:
@@ -263,7 +265,7 @@ class WorldModelEnv(gym.Env):
         if "state" in self.obs_keys:
             obs["state"] = state.astype(np.float32)
         if "proprio" in self.obs_keys:
-            obs["proprio"] = self._proprio(state).astype(np.float32)
+            obs["proprio"] = state[self._proprio_index].astype(np.float32)
         return obs
 
     def _check_action(self, action) -> np.ndarray:

@@ -11,7 +11,7 @@ A policy is built for one env instance and reads the simulator's privileged stat
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 import gymnasium as gym
 import numpy as np
@@ -40,24 +40,21 @@ class UniformRandom(Policy):
         return self.rng.uniform(-1.0, 1.0, self.env.action_space.shape).astype(np.float32)
 
 
-def _registry() -> dict[str, dict[str, Callable[..., Policy]]]:
-    from wmbench.policies.pusht import WeakPusher
-    from wmbench.policies.tworoom import DoorExpert
-
-    return {
-        "pusht": {"random": UniformRandom, "weak": WeakPusher},
-        "tworoom": {"random": UniformRandom, "expert": DoorExpert},
-    }
+# env short name -> policy name -> "module:Class" (imported only when used)
+POLICIES: dict[str, dict[str, str]] = {
+    "pusht": {"random": "wmbench.policies:UniformRandom", "weak": "wmbench.policies.pusht:WeakPusher"},
+    "tworoom": {"random": "wmbench.policies:UniformRandom", "expert": "wmbench.policies.tworoom:DoorExpert"},
+}
 
 
 def policy_names(env_name: str) -> list[str]:
-    return sorted(_registry()[short_name(env_name)])
+    return sorted(POLICIES[short_name(env_name)])
 
 
 def make_policy(env: gym.Env, name: str, seed: int | None = None) -> Policy:
     """The data policy ``name`` for ``env`` (any wmbench env, wrapped or not)."""
     short = short_name(env.unwrapped.env_name)
-    policies = _registry()[short]
-    if name not in policies:
-        raise ValueError(f"unknown policy {name!r} for {short}; choose one of {sorted(policies)}")
-    return policies[name](env, seed=seed)
+    if name not in POLICIES[short]:
+        raise ValueError(f"unknown policy {name!r} for {short}; choose one of {sorted(POLICIES[short])}")
+    module, cls = POLICIES[short][name].split(":")
+    return getattr(importlib.import_module(module), cls)(env, seed=seed)

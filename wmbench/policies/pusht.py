@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wmbench.envs.pusht import ACTION_SCALE
+from wmbench.envs.pusht import ACTION_SCALE, ARENA
 from wmbench.policies import Policy
 
 
@@ -12,7 +12,7 @@ class WeakPusher(Policy):
     """Heads for random waypoints scattered around the block, so it keeps pushing it about.
 
     Every 3-8 steps a new waypoint is drawn from a Gaussian (sd 50 px) around the block's
-    origin; the action points at it (saturating at 1) with a little Gaussian noise. It moves the
+    origin, kept 60 px inside the walls; the action points at it (saturating at 1) with a little Gaussian noise. It moves the
     block a lot and rarely solves the task: diverse contact-rich data, not demonstrations.
     """
 
@@ -23,7 +23,8 @@ class WeakPusher(Policy):
     def act(self):
         state = self.env.get_state()
         if self._steps_left <= 0:
-            self._waypoint = state[2:4] + self.rng.normal(0.0, 50.0, 2)
+            # Waypoints stay 60 px inside the arena: the kinematic pusher could squeeze the block through a wall.
+            self._waypoint = np.clip(state[2:4] + self.rng.normal(0.0, 50.0, 2), 60.0, ARENA - 60.0)
             self._steps_left = int(self.rng.integers(3, 9))
         self._steps_left -= 1
         action = (self._waypoint - state[0:2]) / ACTION_SCALE + self.rng.normal(0.0, 0.1, 2)
