@@ -2,7 +2,7 @@
 
 An environment subclasses :class:`WorldModelEnv` and fills in the physics (``_sample_state``,
 ``_sample_goal_state``, ``_load_state``, ``get_state``, ``_simulate``), the picture of a state
-(``_draw``), the ``success_rule``, the names and bounds of its state (``proprio`` is a named
+(``_draw``), the success rule with its reward and diagnostics (``_evaluate``), the names and bounds of its state (``proprio`` is a named
 subset of it), its variation factors and its perturbations. Everything a
 benchmark relies on is done here, the same way for every environment:
 
@@ -109,6 +109,7 @@ class WorldModelEnv(gym.Env):
     VARIATIONS: ClassVar[dict[str, Factor]]
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
     PERTURBATIONS: ClassVar[tuple[str, ...]] = ("teleport", "recolor")
+    RECOLOR_TARGETS: ClassVar[dict[str, str]]  # what `perturb("recolor", target=...)` can repaint -> its color factor
 
     def __init__(
         self,
@@ -162,20 +163,18 @@ class WorldModelEnv(gym.Env):
         """The picture of ``state`` under the current variation: uint8 (height, width, 3)."""
         raise NotImplementedError
 
-    def success_rule(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+    def _evaluate(self, state: np.ndarray, goal_state: np.ndarray) -> tuple[bool, float, dict[str, Any]]:
+        """Success by the env's rule, the reward, and diagnostics for the step's ``info``."""
         raise NotImplementedError
-
-    def _step_info(self, state: np.ndarray) -> dict[str, Any]:
-        """Environment-specific diagnostics added to every step's ``info``."""
-        return {}
-
-    def _reward(self, state: np.ndarray, success: bool) -> float:
-        return float(success)
 
     def _apply_variation(self) -> None:
         """React to a change of ``self.variation`` (rebuild geometry, caches)."""
 
     # ------------------------------------------------------------------ the contract
+    def success_rule(self, state, goal_state) -> bool:
+        """Whether ``state`` satisfies ``goal_state`` by this env's documented rule."""
+        return self._evaluate(np.asarray(state, np.float64), np.asarray(goal_state, np.float64))[0]
+
     @classmethod
     def resolve_variation(cls, variation: str | dict[str, Any] | None, base: dict[str, Any] | None = None) -> dict:
         """Validate ``variation`` (a dict of factors or a preset name) over ``base`` (default: the standard env)."""
@@ -212,7 +211,7 @@ class WorldModelEnv(gym.Env):
         info = {
             "goal": self._draw(goal),
             "goal_state": goal.astype(np.float32),
-            "success": self.success_rule(state, goal),
+            "success": self._evaluate(state, goal)[0],
         }
         return self._observation(state), info
 
@@ -221,10 +220,9 @@ class WorldModelEnv(gym.Env):
             raise gym.error.ResetNeeded(f"{self.env_name}: call reset() before step()")
         self._simulate(self._check_action(action))
         state = self.get_state()
-        success = self.success_rule(state, self._goal_state)
-        info = {"success": success, **self._step_info(state)}
+        success, reward, diagnostics = self._evaluate(state, self._goal_state)
         terminated = success and self.terminate_on_success
-        return self._observation(state), self._reward(state, success), terminated, False, info
+        return self._observation(state), reward, terminated, False, {"success": success, **diagnostics}
 
     def set_state(self, state) -> None:
         """Put the env in ``state`` (as returned by ``get_state``); the goal is unchanged."""
@@ -256,6 +254,19 @@ class WorldModelEnv(gym.Env):
             raise ValueError(f"unknown perturbation {kind!r} for {self.env_name}; supported: {list(self.PERTURBATIONS)}")
         details = getattr(self, f"_perturb_{kind}")(**kwargs)
         return self._observation(self.get_state()), {"perturbation": {"kind": kind, **details}}
+
+    def _perturb_recolor(self, target: str | None = None, color=None) -> dict[str, Any]:
+        """Repaint ``target`` (default: the first of ``RECOLOR_TARGETS``) in ``color``, or a random one."""
+        target = target or next(iter(self.RECOLOR_TARGETS))
+        if target not in self.RECOLOR_TARGETS:
+            raise ValueError(f"recolor target={target!r}: {self.env_name} recolors {list(self.RECOLOR_TARGETS)}")
+        key = self.RECOLOR_TARGETS[target]
+        before = self.variation[key]
+        if color is None:
+            color = tuple(int(c) for c in self.np_random.integers(0, 256, size=3))
+        self.variation = self.resolve_variation({key: color}, base=self.variation)
+        self._apply_variation()
+        return {"target": target, "before": before, "after": self.variation[key]}
 
     # ------------------------------------------------------------------ helpers
     def _observation(self, state: np.ndarray) -> dict[str, np.ndarray]:
