@@ -111,7 +111,7 @@ def cmd_render(args) -> None:
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, args.frames).round().astype(int))
     sheet = contact_sheet([rollout.frames[i] for i in picks], [f"t={i}" for i in picks], goal=rollout.goal)
     atomic_output(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
-    print(f"wrote {args.out} ({len(picks)} frames of a {policy_name} rollout of {env.spec.id}, seed {args.seed}, goal at right)")
+    print(f"wrote {args.out} ({len(picks)} frames of {env.spec.id} under the {policy_name} policy, seed {args.seed}; goal at right)")
 
 
 def cmd_rollout(args) -> None:
