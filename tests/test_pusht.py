@@ -176,14 +176,6 @@ def test_block_stops_as_soon_as_it_is_not_pushed(env):
     np.testing.assert_array_equal(env.get_state()[2:5], before[2:5])
 
 
-def test_pixels_follow_the_agent_at_sub_pixel_scale():
-    env = make(resolution=96)
-    env.reset(seed=0, options={"state": [256.0, 256.0, 100.0, 450.0, 0.0, 0.0, 0.0]})
-    a = env.render()
-    env.set_state([258.0, 256.0, 100.0, 450.0, 0.0, 0.0, 0.0])  # 2 arena px = 0.375 image px
-    assert not np.array_equal(a, env.render())
-
-
 def test_weak_policy_keeps_pushing_the_block():
     env = make(obs_type="state")
     policy = make_policy(env, "weak", seed=0)
@@ -196,3 +188,29 @@ def test_weak_policy_keeps_pushing_the_block():
             obs, *_ = env.step(policy.act())
         displaced.append(np.linalg.norm(obs["state"][2:4] - start))
     assert np.median(displaced) > 50, displaced
+
+
+def ink(frame):
+    """How much of each pixel a black shape covers on a white background."""
+    return 1.0 - frame.astype(np.float64).mean(axis=-1) / 255.0
+
+
+@pytest.mark.parametrize("resolution", [64, 96, 224, (80, 120)])
+def test_pixels_show_positions_and_sizes_to_a_fraction_of_a_pixel(resolution):
+    black = {"agent_color": (0, 0, 0), "block_color": (0, 0, 0), "wall_color": "white"}
+    env = make(resolution=resolution, variation=black)
+    env.reset(seed=0)
+    height, width = env.height, env.width
+    px, py = 512 / width, 512 / height
+    rows, cols = np.indices((height, width)) + 0.5
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        x, y = rng.uniform(150, 360, 2)
+        weight = ink(env.render_state([x, y, -300.0, -300.0, 0.0, 0.0, 0.0]))  # the pusher alone
+        centroid = ((weight * cols).sum() / weight.sum() * px, (weight * rows).sum() / weight.sum() * py)
+        assert abs(centroid[0] - x) < px / 20 and abs(centroid[1] - y) < py / 20
+        assert weight.sum() * px * py == pytest.approx(math.pi * 15.0**2, rel=0.04)
+
+        weight = ink(env.render_state([-300.0, -300.0, x, y, rng.uniform(-math.pi, math.pi), 0.0, 0.0]))  # the T alone
+        outlined_area = 124 * 34 + 34 * 94 - 34 * 4  # both boxes grown by the 2-unit outline, overlap counted once
+        assert weight.sum() * px * py == pytest.approx(outlined_area, rel=0.03)

@@ -207,3 +207,25 @@ def test_a_changed_parameter_breaks_parity(monkeypatch, variation, reference_mom
         our_states, reference_states, *_ = lockstep(seed, variation=variation, reference_moment_scale=reference_moment_scale)
         worst = max(worst, np.abs(our_states[:, :5] - reference_states[:, :5]).max())  # poses, not velocities
     assert worst > 1.0, f"a real physics change moved the poses apart by only {worst:.3g} px: the parity test could not see it"
+
+
+@pytest.mark.parametrize("resolution", [96, 224])
+def test_frames_look_like_the_reference(resolution):
+    # The reference draws at 512 px and resizes; we draw at the requested size. For random scenes
+    # (walls, goal T, block, pusher), our frame must be closer to the reference's than the
+    # reference's own frame is to itself moved by one pixel.
+    reference = gym.make("gym_pusht/PushT-v0", obs_type="pixels", observation_width=resolution, observation_height=resolution)
+    reference.reset(seed=0)
+    ours = gym.make("wmbench/PushT-v0", resolution=resolution, task="coverage").unwrapped
+    ours.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        state = np.array([*rng.uniform(80, 430, 2), *rng.uniform(120, 390, 2), rng.uniform(-math.pi, math.pi), 0.0, 0.0])
+        place_reference(reference, state)
+        sim = reference.unwrapped
+        for body in (sim.agent, sim.block):
+            sim.space.reindex_shapes_for_body(body)  # pymunk updates a shape's drawn vertices only on a step or a reindex
+        theirs = sim._render().astype(np.float64)
+        mine = ours.render_state(state).astype(np.float64)
+        one_pixel_off = min(np.abs(theirs[1:] - theirs[:-1]).mean(), np.abs(theirs[:, 1:] - theirs[:, :-1]).mean())
+        assert np.abs(mine - theirs).mean() < one_pixel_off, state

@@ -12,7 +12,7 @@ sets headless rendering defaults, so nothing needs a display::
 
 import os
 
-# Headless by default: these must be set before pygame or MuJoCo load, and a user's own
+# Headless by default: these must be set before MuJoCo or SDL (pygame) load, and a user's own
 # setting always wins.
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -6,7 +6,7 @@ Both envs are made with ``gymnasium.make`` and stepped with the same seeded rand
 reference a few microseconds a step). An env is reset when its episode ends, inside the timed
 loop, as in data collection. Measured: pixels only at 96 and 224 px, and state only; wmbench in
 its default task (goal) and in the reference's task (coverage: the goal T drawn in every frame
-and coverage computed every step). Target: wmbench at least 3x gym-pusht at 96 px.
+and coverage computed every step). Target: wmbench at least 3x gym-pusht at equal resolution (96 and 224 px).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ gym_pusht = pytest.importorskip(
 )
 
 RESOLUTIONS = (96, 224)
-TARGET_RATIO_96 = 3.0
+TARGET_RATIO = 3.0  # the issue: at least 3x gym-pusht at equal resolution
 
 
 def wmbench_env(obs, task):
@@ -81,9 +81,10 @@ def test_pusht_steps_per_second(rate, report):
             "steps_per_second": sps,
             "ms_per_step": {env: {name: 1000.0 / value for name, value in figures.items()} for env, figures in sps.items()},
             "ratio_over_gym_pusht": ratios,
-            "target": {"ratio_pixels_96_min": TARGET_RATIO_96},
+            "target": {"ratio_min_at_equal_resolution": TARGET_RATIO},
         }
     )
-    assert ratios["wmbench"]["pixels_96"] >= TARGET_RATIO_96, (
-        f"wmbench Push-T at 96 px runs {ratios['wmbench']['pixels_96']:.2f}x gym-pusht; the target is {TARGET_RATIO_96}x"
-    )
+    for name in ("pixels_96", "pixels_224"):  # the target holds at equal resolution
+        assert ratios["wmbench"][name] >= TARGET_RATIO, (
+            f"wmbench Push-T ({name}) runs {ratios['wmbench'][name]:.2f}x gym-pusht; the target is {TARGET_RATIO}x"
+        )

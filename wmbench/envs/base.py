@@ -39,6 +39,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from PIL import ImageColor
 
 OBS_KEYS = ("pixels", "state", "proprio")
 
@@ -53,14 +54,12 @@ class Factor:
 
 
 def color(name: str, value: Any) -> tuple[int, int, int]:
-    """A color given by name (any pygame color name) or as an RGB triple of 0-255 integers."""
+    """A color given by CSS name (``"RoyalBlue"``) or as an RGB triple of 0-255 integers."""
     if isinstance(value, str):
-        from pygame.colordict import THECOLORS
-
-        rgb = THECOLORS.get(value.lower().replace(" ", ""))
-        if rgb is None:
-            raise ValueError(f"variation {name}={value!r}: unknown color name; give an RGB triple such as (255, 0, 0)")
-        return tuple(rgb[:3])
+        try:
+            return ImageColor.getrgb(value)[:3]
+        except ValueError:
+            raise ValueError(f"variation {name}={value!r}: unknown color name; give a CSS name or an RGB triple such as (255, 0, 0)") from None
     rgb = np.asarray(value)
     if rgb.shape != (3,) or not np.all((rgb >= 0) & (rgb <= 255)):
         raise ValueError(f"variation {name}={value!r}: a color is a name or an RGB triple of integers in 0-255")

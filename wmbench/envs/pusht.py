@@ -11,7 +11,8 @@ action              ``Box(-1, 1, (2,))``: the pusher's PD target is ``agent_xy +
 state (7)           agent x, y; block x, y (the T's origin: the middle of the crossbar's top
                     edge); block angle (rad, in [-pi, pi)); agent vx, vy; arena units (px at 512)
 proprio (4)         agent x, y, vx, vy
-pixels              drawn directly at ``resolution`` (default 224), anti-aliased edges
+pixels              drawn directly at ``resolution`` (default 224), each pixel blended by the share
+                    of its area a shape covers (``raster.py``), so poses show to a fraction of a pixel
 physics             gravity 0, ``space.damping`` 0 (the block moves only while pushed), friction
                     0, dt 0.01 s, 10 substeps per action (10 Hz), PD: ``acc = 100 (target -
                     pos) + 20 (0 - vel)``, T mass 1 with the reference moment of inertia (twice
@@ -38,11 +39,11 @@ import math
 from typing import Any
 
 import numpy as np
-import pygame
 import pymunk
 import shapely
 
 from wmbench.envs.base import Factor, WorldModelEnv, boolean, color, non_negative, positive
+from wmbench.envs.raster import fill_rects, stamp_box, stamp_disc
 
 ARENA = 512.0
 DT = 0.01
@@ -57,6 +58,10 @@ COVERAGE_GOAL = np.array([256.0, 256.0, math.pi / 4])
 GOAL_POS_TOLERANCE = 20.0
 GOAL_ANGLE_TOLERANCE = math.pi / 9
 COVERAGE_THRESHOLD = 0.95
+OUTLINE_HALF_WIDTH = 2.0  # the reference outlines the T with 4-unit lines centred on its edges
+AGENT_RIM = 4.0  # the reference's pusher is a disc with a lighter disc 4 units smaller inside
+# The reference's wall segments (radius 2) as disjoint rectangles (x0, x1, y0, y1).
+WALL_RECTS = ((3.0, 7.0, 3.0, 508.0), (504.0, 508.0, 3.0, 508.0), (7.0, 504.0, 3.0, 7.0), (7.0, 504.0, 504.0, 508.0))
 
 
 def wrap_angle(angle: float) -> float:
@@ -129,7 +134,9 @@ class PushTEnv(WorldModelEnv):
             explicit = self.PRESETS.get(variation, {}) if isinstance(variation, str) else (variation or {})
             variation = {**self.resolve_variation(variation), "show_goal_region": explicit.get("show_goal_region", True)}
         super().__init__(variation=variation, **kwargs)
-        self._canvas = pygame.Surface((self.width, self.height))
+        self._pixel_size = (ARENA / self.width, ARENA / self.height)
+        self._background_key: tuple | None = None
+        self._background_image: np.ndarray | None = None
         self._space: pymunk.Space | None = None
         self._loaded_state: np.ndarray | None = None
 
@@ -230,33 +237,41 @@ class PushTEnv(WorldModelEnv):
 
     # ------------------------------------------------------------------ pixels
     def _draw(self, state):
-        v, canvas = self.variation, self._canvas
-        sx, sy = self.width / ARENA, self.height / ARENA
-        outline = 2 * WALL_RADIUS * min(sx, sy)  # the reference draws 4-unit outlines
-        canvas.fill(v["background_color"])
-        if v["show_goal_region"]:
-            goal = self._goal_state if self._goal_state is not None else state
-            for box in self._tee_boxes_px(goal[2], goal[3], goal[4]):
-                _fill(canvas, v["goal_color"], box)
-        for a, b in WALLS:
-            _thick_line(canvas, v["wall_color"], (a[0] * sx, a[1] * sy), (b[0] * sx, b[1] * sy), outline)
-        for box in self._tee_boxes_px(state[2], state[3], state[4]):
-            _fill(canvas, lighter(v["block_color"]), box)
-            _outline(canvas, v["block_color"], box, outline)
-        center = (state[0] * sx, state[1] * sy)
-        _fill(canvas, v["agent_color"], _disc(center, v["agent_radius"] * sx, v["agent_radius"] * sy))
-        inner = v["agent_radius"] - 4.0
-        if inner > 0:
-            _fill(canvas, lighter(v["agent_color"]), _disc(center, inner * sx, inner * sy))
-        return np.frombuffer(pygame.image.tobytes(canvas, "RGB"), np.uint8).reshape(self.height, self.width, 3)
+        v, pixel = self.variation, self._pixel_size
+        frame = self._background().copy()
+        for center, half_size in self._tee_boxes_world(state[2:5]):  # box by box, as the reference: a seam shows
+            stamp_box(frame, center, half_size + OUTLINE_HALF_WIDTH, state[4], v["block_color"], pixel)
+            stamp_box(frame, center, half_size - OUTLINE_HALF_WIDTH, state[4], lighter(v["block_color"]), pixel)
+        stamp_disc(frame, state[:2], v["agent_radius"], v["agent_color"], pixel)
+        if v["agent_radius"] > AGENT_RIM:
+            stamp_disc(frame, state[:2], v["agent_radius"] - AGENT_RIM, lighter(v["agent_color"]), pixel)
+        return frame
 
-    def _tee_boxes_px(self, x, y, angle):
+    def _background(self) -> np.ndarray:
+        """Background, walls and (if shown) the goal T: drawn once per episode."""
+        v = self.variation
+        goal = self._goal_state[2:5].tobytes() if v["show_goal_region"] and self._goal_state is not None else None
+        key = (v["background_color"], v["wall_color"], v["goal_color"], v["block_scale"], goal)
+        if key != self._background_key:
+            image = np.empty((self.height, self.width, 3), np.uint8)
+            image[...] = v["background_color"]
+            fill_rects(image, WALL_RECTS, v["wall_color"], self._pixel_size)
+            if goal is not None:
+                seamless = max(self._pixel_size)  # the stem reaches a pixel into the crossbar: no seam in one color
+                for center, half_size in self._tee_boxes_world(self._goal_state[2:5], seamless):
+                    stamp_box(image, center, half_size, self._goal_state[4], v["goal_color"], self._pixel_size)
+            self._background_key, self._background_image = key, image
+        return self._background_image
+
+    def _tee_boxes_world(self, pose, stem_overlap: float = 0.0) -> list[tuple[tuple[float, float], np.ndarray]]:
+        """Centre (world) and half sizes of the T's two boxes at ``pose`` (x, y, angle)."""
+        x, y, angle = pose
         c, s = math.cos(angle), math.sin(angle)
-        sx, sy = self.width / ARENA, self.height / ARENA
-        return [
-            [((x + c * px - s * py) * sx, (y + s * px + c * py) * sy) for px, py in box]
-            for box in tee_boxes(self.variation["block_scale"])
-        ]
+        scale = self.variation["block_scale"]
+        # Body frame: the crossbar's centre is (0, s/2), half sizes (2s, s/2); the stem's (0, 5s/2), (s/2, 3s/2).
+        crossbar, stem_y = np.array([2 * scale, scale / 2]), 2.5 * scale - stem_overlap / 2
+        stem = np.array([scale / 2, 1.5 * scale + stem_overlap / 2])
+        return [((x - s * w, y + c * w), half) for w, half in ((scale / 2, crossbar), (stem_y, stem))]
 
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, target: str = "block", position=None, angle=None):
@@ -275,23 +290,3 @@ class PushTEnv(WorldModelEnv):
             raise ValueError(f"teleport target={target!r}: PushT teleports 'block' or 'agent'")
         self._load_state(self._check_state(state, "teleported state"))
         return {"target": target, "before": before, "after": after}
-
-
-def _disc(center, rx, ry, segments: int = 32):
-    t = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)
-    return list(zip(center[0] + rx * np.cos(t), center[1] + ry * np.sin(t)))
-
-
-def _fill(canvas, rgb, points):
-    pygame.draw.polygon(canvas, rgb, points)
-    pygame.draw.aalines(canvas, rgb, True, points)  # sub-pixel, anti-aliased edge
-
-
-def _outline(canvas, rgb, points, width):
-    if width >= 1.5:
-        pygame.draw.polygon(canvas, rgb, points, round(width))
-    pygame.draw.aalines(canvas, rgb, True, points)
-
-
-def _thick_line(canvas, rgb, a, b, width):
-    pygame.draw.line(canvas, rgb, a, b, max(1, round(width)))

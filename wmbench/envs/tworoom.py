@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from wmbench.envs.base import Factor, WorldModelEnv, boolean, color, positive
+from wmbench.envs.raster import fill_rects, stamp_disc
 
 WORLD = 224.0
 BORDER = 14.0
@@ -79,54 +80,6 @@ def border_pieces() -> tuple[tuple[float, float, float, float], ...]:
     """The border wall as four disjoint rectangles ``(x0, x1, y0, y1)``."""
     far = WORLD - BORDER
     return ((0.0, WORLD, 0.0, BORDER), (0.0, WORLD, far, WORLD), (0.0, BORDER, BORDER, far), (far, WORLD, BORDER, far))
-
-
-def rect_coverage(rect, x_edges: np.ndarray, y_edges: np.ndarray) -> np.ndarray:
-    """Fraction of each pixel (between consecutive edges) that an axis-aligned rectangle covers."""
-    x0, x1, y0, y1 = rect
-    cover_x = np.clip(np.minimum(x1, x_edges[1:]) - np.maximum(x0, x_edges[:-1]), 0.0, None) / np.diff(x_edges)
-    cover_y = np.clip(np.minimum(y1, y_edges[1:]) - np.maximum(y0, y_edges[:-1]), 0.0, None) / np.diff(y_edges)
-    return np.outer(cover_y, cover_x)
-
-
-def _chord_integral(t: np.ndarray, radius: float) -> np.ndarray:
-    """Integral from 0 to t of the half chord sqrt(r^2 - s^2) of a disc of radius r."""
-    return 0.5 * (t * np.sqrt(np.maximum(radius * radius - t * t, 0.0)) + radius * radius * np.arcsin(t / radius))
-
-
-def quadrant_area(x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    """Area of the part of a disc centered at the origin where ``X <= x`` and ``Y <= y`` (broadcast).
-
-    Integrated over X in [-r, x], with s(X) = sqrt(r^2 - X^2) the half chord: where the chord
-    crosses the line Y = y (|X| < X0 = sqrt(r^2 - y^2)) it contributes ``y + s(X)``; elsewhere the
-    whole chord ``2 s(X)`` when y >= 0, nothing when y < 0.
-    """
-    x = np.clip(x, -radius, radius)
-    y = np.clip(y, -radius, radius)
-    x0 = np.sqrt(radius * radius - y * y)
-    inner = np.clip(x, -x0, x0)
-    # One call for the three integration limits: the crossing band's end and the outer bands' ends.
-    left_end, band_end, right_end = _chord_integral(np.stack(np.broadcast_arrays(np.minimum(x, -x0), inner, np.maximum(x, x0))), radius)
-    rim = _chord_integral(x0, radius)
-    band = y * (inner + x0) + band_end + rim
-    outer = 2.0 * (left_end + right_end - rim) + 0.5 * math.pi * radius * radius
-    return band + (y >= 0) * outer
-
-
-def stamp_disc(image: np.ndarray, center: tuple[float, float], radius: float, rgb, pixel_size: tuple[float, float]) -> None:
-    """Blend a disc (world units) into ``image`` in place, each pixel by the exact area it covers."""
-    (cx, cy), (pw, ph) = center, pixel_size
-    height, width = image.shape[:2]
-    j0, j1 = max(int((cx - radius) / pw), 0), min(math.ceil((cx + radius) / pw), width)
-    i0, i1 = max(int((cy - radius) / ph), 0), min(math.ceil((cy + radius) / ph), height)
-    if j0 >= j1 or i0 >= i1:
-        return
-    x_edges = np.arange(j0, j1 + 1) * pw - cx
-    y_edges = np.arange(i0, i1 + 1) * ph - cy
-    area = quadrant_area(x_edges[None, :], y_edges[:, None], radius)
-    alpha = (area[1:, 1:] - area[:-1, 1:] - area[1:, :-1] + area[:-1, :-1]) / (pw * ph)
-    window = image[i0:i1, j0:j1]
-    window[...] = window + alpha[..., None] * (np.asarray(rgb, dtype=np.float64) - window) + 0.5
 
 
 class TwoRoomEnv(WorldModelEnv):
@@ -268,13 +221,10 @@ class TwoRoomEnv(WorldModelEnv):
         return frame
 
     def _draw_walls(self) -> np.ndarray:
-        pw, ph = self._pixel_size
-        x_edges, y_edges = np.arange(self.width + 1) * pw, np.arange(self.height + 1) * ph
-        # The pieces are disjoint, so their coverages add up to the wall's.
-        alpha = sum(rect_coverage(rect, x_edges, y_edges) for rect in border_pieces() + self._pieces)
-        background, wall = (np.asarray(self.variation[k], dtype=np.float64) for k in ("background_color", "wall_color"))
-        image = background + np.clip(alpha, 0.0, 1.0)[..., None] * (wall - background)
-        return (image + 0.5).astype(np.uint8)
+        image = np.empty((self.height, self.width, 3), np.uint8)
+        image[...] = self.variation["background_color"]
+        fill_rects(image, border_pieces() + self._pieces, self.variation["wall_color"], self._pixel_size)  # disjoint pieces
+        return image
 
     def _draw_scene(self) -> np.ndarray:
         scene = self._walls_image.copy()
