@@ -88,14 +88,14 @@ def cmd_envs(args) -> None:
                 "state": f"{len(env.state_names)}: {','.join(env.state_names)}",
                 "proprio": f"{len(env.proprio_names)}",
                 "steps": str(entry.max_episode_steps),
-                "policies": ",".join(policy_names(entry.short_name)),
+                "policies": ",".join(sorted(policy_names(entry.short_name), key=lambda p: p != entry.default_policy)),
                 "success": env.success_text,
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("pixels: uint8 (resolution, resolution, 3), default 224; `resolution=` changes it\n")
+    print("pixels: uint8 (height, width, 3), default 224 x 224; `resolution=` changes it. Policies: the default first.\n")
     widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in rows[0] if key != "success"}
     print("  ".join(key.ljust(w) for key, w in widths.items()))
     for row in rows:
