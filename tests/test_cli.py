@@ -63,6 +63,7 @@ def test_variation_preset_and_json(tmp_path):
         (["rollout", "--env", "pusht", "--policy", "nope"], "unknown policy 'nope' for pusht"),
         (["rollout", "--env", "pusht", "--variation", "{\"block_scale\": -1}"], "block_scale"),
         (["rollout", "--env", "pusht", "--variation", "neon"], "unknown variation preset"),
+        (["rollout", "--env", "pusht", "--variation", "{block_scale: 36}"], "neither a preset name nor valid JSON"),
     ],
 )
 def test_bad_names_give_one_clear_line(argv, message, tmp_path, capsys):

@@ -55,7 +55,7 @@ def parse_variation(text: str | None):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"error: --variation is neither a preset name nor valid JSON: {error}") from None
+        raise ValueError(f"--variation is neither a preset name nor valid JSON: {error}") from None
 
 
 def make_env_and_policy(args):
