@@ -81,6 +81,7 @@ def test_state_round_trip_is_exact_and_defines_the_future(env_id):
 def test_goal_image_is_the_rendered_goal_state(env_id):
     env = make(env_id)
     _, info = env.reset(seed=5)
+    assert info["goal_state"].dtype == np.float64 and np.array_equal(info["goal_state"], env.goal_state)
     other = make(env_id)
     obs, _ = other.reset(options={"state": info["goal_state"], "goal_state": info["goal_state"]})
     np.testing.assert_array_equal(info["goal"], obs["pixels"])

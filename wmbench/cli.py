@@ -79,19 +79,26 @@ def atomic_output(path: Path, write) -> None:
 def cmd_envs(args) -> None:
     rows = []
     for entry in ENVS.values():
-        env = wmbench.make(entry.short_name, resolution=64).unwrapped
+        try:
+            env = wmbench.make(entry.short_name, resolution=64).unwrapped
+        except ImportError:  # an env whose optional dependencies are not installed
+            missing = f"not installed: pip install 'wmbench[{entry.extra}]'"
+            rows.append({"name": entry.short_name, "id": entry.id, "action": missing, "state": "", "proprio": "",
+                         "steps": str(entry.max_episode_steps), "policies": "", "success": missing})
+            continue
         rows.append(
             {
                 "name": entry.short_name,
                 "id": entry.id,
                 "action": f"Box(-1,1,{env.action_space.shape}) {','.join(env.action_names)}",
-                "state": f"{len(env.state_names)}: {','.join(env.state_names)}",
+                "state": f"{len(env.state_names)}: {','.join(env.state_names[:7])}{',...' if len(env.state_names) > 7 else ''}",
                 "proprio": f"{len(env.proprio_names)}",
                 "steps": str(entry.max_episode_steps),
                 "policies": ",".join(sorted(policy_names(entry.short_name), key=lambda p: p != entry.default_policy)),
                 "success": env.success_text,
             }
         )
+        env.close()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: --steps and --frames must be at least 1")
     try:
         args.run(args)
-    except ValueError as error:  # bad names and options: one clear line, no traceback
+    except (ValueError, ImportError) as error:  # bad names and options, a missing extra: one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

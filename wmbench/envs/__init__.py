@@ -18,6 +18,7 @@ class EnvEntry:
     entry_point: str
     max_episode_steps: int
     default_policy: str  # the data policy `wmbench rollout` uses when none is named
+    extra: str | None = None  # the pip extra its dependencies come with: `pip install 'wmbench[mujoco]'`
 
 
 ENVS: dict[str, EnvEntry] = {
@@ -25,6 +26,8 @@ ENVS: dict[str, EnvEntry] = {
     for entry in (
         EnvEntry("pusht", "wmbench/PushT-v0", "wmbench.envs.pusht:PushTEnv", 300, "weak"),
         EnvEntry("tworoom", "wmbench/TwoRoom-v0", "wmbench.envs.tworoom:TwoRoomEnv", 200, "expert"),
+        EnvEntry("reacher", "wmbench/Reacher-v0", "wmbench.envs.reacher:ReacherEnv", 200, "random", extra="mujoco"),
+        EnvEntry("cube", "wmbench/Cube-v0", "wmbench.envs.cube:CubeEnv", 200, "oracle", extra="mujoco"),
     )
 }
 

@@ -16,7 +16,8 @@ action                        normalized to [-1, 1]; a wrong shape, a non-numeri
 ``reset(seed, options)``      options ``state``, ``goal_state`` (else sampled from the seed),
                               ``variation`` (merged over the constructor's); any other key
                               raises ``ValueError``
-reset ``info``                ``goal`` (pixels of the goal state), ``goal_state``, ``success``
+reset ``info``                ``goal`` (pixels of the goal state), ``goal_state`` (float64,
+                              exact), ``success``
                               (a start that already satisfies its goal shows ``True`` here)
 step ``info``                 ``success`` by the env's ``success_rule``, plus env extras
 termination                   on success, unless ``terminate_on_success=False``
@@ -209,7 +210,7 @@ class WorldModelEnv(gym.Env):
         state = self.get_state()
         info = {
             "goal": self._draw(goal),
-            "goal_state": goal.astype(np.float32),
+            "goal_state": goal.copy(),  # float64: resetting to it reproduces the goal image exactly
             "success": self._evaluate(state, goal)[0],
         }
         return self._observation(state), info

@@ -44,6 +44,8 @@ class UniformRandom(Policy):
 POLICIES: dict[str, dict[str, str]] = {
     "pusht": {"random": "wmbench.policies:UniformRandom", "weak": "wmbench.policies.pusht:WeakPusher"},
     "tworoom": {"random": "wmbench.policies:UniformRandom", "expert": "wmbench.policies.tworoom:DoorExpert"},
+    "reacher": {"random": "wmbench.policies:UniformRandom"},
+    "cube": {"random": "wmbench.policies:UniformRandom", "oracle": "wmbench.policies.cube:NoisyOracle"},
 }
 
 

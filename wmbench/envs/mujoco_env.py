@@ -1,0 +1,64 @@
+"""What the MuJoCo environments share: any state drawn by a renderer built once per environment.
+
+The picture side keeps its own copy of the compiled model and its own ``MjData``: drawing a
+state (the current one, a goal, any state of a dataset) writes it there, never into the
+simulation, and visual variations (colors, lights, camera) are made on that copy only, so the
+simulator's own bookkeeping cannot undo them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import mujoco
+import numpy as np
+
+from wmbench.envs.base import WorldModelEnv, boolean
+from wmbench.envs.mujoco_render import MujocoRenderer
+
+
+class MujocoEnv(WorldModelEnv):
+    """Base of the MuJoCo environments; rendering options are keyword arguments.
+
+    ``shadows``, ``multisample`` and ``reflection`` (all off by default) switch back on the
+    render passes that cost most on a CPU; the scene is otherwise the package's own.
+    """
+
+    camera_name: ClassVar[str]  # the model camera the pixels come from
+
+    def __init__(self, *, shadows: bool = False, multisample: bool = False, reflection: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self._render_options = {
+            "shadows": boolean("shadows", shadows),
+            "multisample": boolean("multisample", multisample),
+            "reflection": boolean("reflection", reflection),
+        }
+        self._renderer: MujocoRenderer | None = None
+        self._scratch: mujoco.MjData | None = None
+
+    def _pose(self, model: mujoco.MjModel, data: mujoco.MjData, state: np.ndarray) -> None:
+        """Write ``state`` into ``data`` (and its markers into ``model``) for drawing."""
+        raise NotImplementedError
+
+    def _build_renderer(self, physics_model: mujoco.MjModel) -> None:
+        """(Re)build the picture side from the simulation's compiled model."""
+        self.close()
+        render_model = copy.copy(physics_model)  # a deep copy (mj_copyModel)
+        self._scratch = mujoco.MjData(render_model)
+        self._renderer = MujocoRenderer(render_model, self.height, self.width, self.camera_name, **self._render_options)
+
+    @property
+    def render_model(self) -> mujoco.MjModel:
+        """The model the pixels are drawn from (visual variations live here)."""
+        return self._renderer.model
+
+    def _draw(self, state):
+        self._pose(self.render_model, self._scratch, state)
+        mujoco.mj_forward(self.render_model, self._scratch)
+        return self._renderer.render(self._scratch)
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
