@@ -47,7 +47,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError(f"wmbench/Cube-v0 needs MuJoCo and ogbench: pip install 'wmbench[mujoco]' ({error})") from error
 
 from wmbench.envs.base import Factor, boolean, color, positive
-from wmbench.envs.mujoco_env import MujocoEnv
+from wmbench.envs.mujoco_env import MujocoEnv, paint
 from wmbench.envs.mujoco_render import texture_pixels, tint
 
 SUCCESS_DISTANCE = 0.04  # m
@@ -159,6 +159,7 @@ class CubeEnv(MujocoEnv):
         picture = self.render_model
         self._cube_geom = picture.geom("object_0").id
         self._target_geom = picture.geom("target_object_0").id
+        self._standard_cube_rgba = picture.geom_rgba[self._cube_geom].copy()
         self._camera = picture.camera(self.camera_name).id
         self._standard_camera = picture.cam_pos[self._camera].copy()
         self._standard_lights = (picture.light_diffuse.copy(), picture.vis.headlight.diffuse.copy(), picture.vis.headlight.ambient.copy())
@@ -170,7 +171,7 @@ class CubeEnv(MujocoEnv):
         if v["cube_size"] != self._size:
             self._resize_cube(v["cube_size"])
         picture = self.render_model
-        picture.geom_rgba[self._cube_geom, :3] = np.asarray(v["cube_color"]) / 255.0
+        paint(picture.geom_rgba[self._cube_geom], v["cube_color"], self.VARIATIONS["cube_color"].default, self._standard_cube_rgba)
         picture.geom_rgba[self._target_geom] = (*picture.geom_rgba[self._cube_geom, :3], 0.3 if v["target_visible"] else 0.0)
         diffuse, head_diffuse, head_ambient = self._standard_lights
         picture.light_diffuse[:] = diffuse * v["light_intensity"]

@@ -18,6 +18,11 @@ from wmbench.envs.base import WorldModelEnv, boolean
 from wmbench.envs.mujoco_render import MujocoRenderer
 
 
+def paint(rgba: np.ndarray, value: tuple, default: tuple, standard: np.ndarray) -> None:
+    """Color ``rgba`` (a model view) with ``value``; the default keeps the model's own color bit for bit."""
+    rgba[:3] = standard[:3] if value == default else np.asarray(value) / 255.0
+
+
 class MujocoEnv(WorldModelEnv):
     """Base of the MuJoCo environments; rendering options are keyword arguments.
 

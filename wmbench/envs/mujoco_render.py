@@ -26,20 +26,27 @@ _context_pid: int | None = None
 
 
 def gl_context() -> mujoco.GLContext:
-    """The process's OpenGL context, created on first use and made current."""
+    """The process's OpenGL context, created on first use and made current.
+
+    The backend is the one ``MUJOCO_GL`` names now (wmbench sets ``egl`` unless you chose), even
+    if mujoco was imported earlier, with no ``MUJOCO_GL``, and picked its windowed default.
+    """
     global _context, _context_pid
     if _context is None or _context_pid != os.getpid():
-        if mujoco.GLContext.__module__.endswith("glfw") and not os.environ.get("DISPLAY"):
-            raise RuntimeError(
-                "MuJoCo picked its GLFW (windowed) renderer and there is no display: mujoco was imported "
-                "before wmbench with MUJOCO_GL unset. Import wmbench first, or set MUJOCO_GL=egl"
-            )
+        backend = os.environ.get("MUJOCO_GL", "egl").lower()
         try:
+            if backend == "egl":
+                from mujoco.egl import GLContext
+            elif backend == "osmesa":
+                from mujoco.osmesa import GLContext
+            elif os.environ.get("DISPLAY"):
+                GLContext = mujoco.GLContext
+            else:
+                raise RuntimeError("a windowed backend needs a display and there is none")
             # The size only matters to OSMesa's default buffer; we draw into an offscreen one.
-            _context, _context_pid = mujoco.GLContext(64, 64), os.getpid()
+            _context, _context_pid = GLContext(64, 64), os.getpid()
             atexit.register(_release_context)  # runs before the EGL display's own exit handler (LIFO)
-        except Exception as error:  # EGL and OSMesa raise different types
-            backend = os.environ.get("MUJOCO_GL", "(unset)")
+        except Exception as error:  # EGL and OSMesa fail with different types
             raise RuntimeError(
                 f"cannot create an OpenGL context for MuJoCo (MUJOCO_GL={backend}): {error}. "
                 "MUJOCO_GL=egl needs Mesa's EGL (Debian: libegl1 libgl1-mesa-dri); "
@@ -47,6 +54,18 @@ def gl_context() -> mujoco.GLContext:
             ) from error
     _context.make_current()
     return _context
+
+
+def _clear_gl_errors() -> None:
+    """Drop errors an earlier frame left, so MuJoCo does not report them against a new context.
+
+    OpenGL refuses a spotlight cutoff above 90 degrees (ogbench's cube scene has 100) with
+    GL_INVALID_VALUE and keeps drawing, as ogbench's own renderer does.
+    """
+    from OpenGL import GL  # imported after the backend chose PyOpenGL's platform
+
+    while GL.glGetError() != GL.GL_NO_ERROR:
+        pass
 
 
 def _release_context() -> None:
@@ -80,6 +99,7 @@ class MujocoRenderer:
             model.vis.quality.shadowsize = 0  # no shadow map: the shadow pass is skipped
         if not multisample:
             model.vis.quality.offsamples = 0
+        _clear_gl_errors()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
 
         self._cull = not shadows and not reflection  # off-view geoms can still cast shadows or reflect

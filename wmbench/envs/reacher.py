@@ -44,7 +44,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError(f"wmbench/Reacher-v0 needs MuJoCo and dm_control: pip install 'wmbench[mujoco]' ({error})") from error
 
 from wmbench.envs.base import Factor, boolean, color, positive
-from wmbench.envs.mujoco_env import MujocoEnv
+from wmbench.envs.mujoco_env import MujocoEnv, paint
 from wmbench.envs.mujoco_render import texture_pixels, tint
 
 ACTION_REPEAT = 2
@@ -96,6 +96,7 @@ class ReacherEnv(MujocoEnv):
         self._standard_inertia = model.body_inertia.copy()
         self._build_renderer(model)
         self._standard_floor = texture_pixels(self.render_model, "grid").copy()
+        self._standard_colors = {name: self.render_model.material(name).rgba.copy() for name in ("self", "target")}
         self._floor_color: tuple | None = self.VARIATIONS["floor_color"].default
         self._goal_joints = np.zeros(2)
         self._densities: tuple | None = None
@@ -110,8 +111,8 @@ class ReacherEnv(MujocoEnv):
                 model.body_inertia[ids] = self._standard_inertia[ids] * density / 1000.0
             mujoco.mj_setConst(model, mujoco.MjData(model))  # derived masses; scratch data keeps the state intact
             self._densities = densities
-        picture.material("self").rgba[:3] = np.asarray(v["link_color"]) / 255.0
-        picture.material("target").rgba[:3] = np.asarray(v["target_color"]) / 255.0
+        for material, factor in (("self", "link_color"), ("target", "target_color")):
+            paint(picture.material(material).rgba, v[factor], self.VARIATIONS[factor].default, self._standard_colors[material])
         picture.geom_group[picture.geom("target").id] = 0 if v["target_visible"] else HIDDEN_GROUP
         if v["floor_color"] != self._floor_color:
             standard = v["floor_color"] == self.VARIATIONS["floor_color"].default
