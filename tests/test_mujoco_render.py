@@ -33,6 +33,19 @@ def test_leaving_out_geoms_outside_the_view_changes_no_pixel(make):
         assert culled > 0  # the arm's base is out of the front camera's view: the test did compare something
 
 
+def test_meshes_simplified_to_half_a_pixel_keep_the_picture():
+    fast, full = CubeEnv(resolution=128), CubeEnv(resolution=128, full_meshes=True)
+    assert full.render_model.mesh_facenum.sum() == full.sim.model.mesh_facenum.sum()  # every triangle
+    assert fast.render_model.mesh_facenum.sum() < 0.7 * full.render_model.mesh_facenum.sum()
+    for seed in range(3):
+        fast.reset(seed=seed)
+        for _ in range(8):
+            fast.step(np.array([0.0, 0.0, -1.0, 0.0, 1.0]))  # the gripper comes down, nearer the camera
+        state = fast.get_state()
+        difference = np.abs(fast.render_state(state).astype(int) - full.render_state(state))
+        assert difference.mean() < 0.25  # under a quarter of one intensity step, on average
+
+
 def test_renderers_sharing_the_context_draw_the_same_frames_interleaved_as_alone():
     envs = [ReacherEnv(resolution=32), CubeEnv(resolution=40), ReacherEnv(resolution=(24, 48), variation="recolored")]
     alone = []

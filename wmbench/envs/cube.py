@@ -24,7 +24,8 @@ reset               ogbench's data-collection start: the gripper pointing down a
 pixels              ogbench's ``front_pixels`` camera with its pixel-observation look (arm
                     drawn 90% transparent, gripper purple) at ``resolution`` (default 224);
                     the target marker is hidden. Shadows and multisampling are off
-                    (``shadows=``, ``multisample=``)
+                    (``shadows=``, ``multisample=``) and the arm's meshes are drawn with the
+                    detail half a pixel can show (``full_meshes=True`` for every triangle)
 step info           ``success``; ``cube_distance`` (m, to the goal state's cube)
 perturb             ``teleport(target="cube", position=)``: the cube jumps to the given (x, y)
                     or a random spot at least 0.1 m away; ``teleport(target="arm")``: the arm
@@ -113,6 +114,7 @@ class CubeSimulation(OgbenchCubeEnv):
 class CubeEnv(MujocoEnv):
     env_name = "Cube"
     camera_name = "front_pixels"
+    nearest_mesh = 0.45  # the gripper at the top front corner of the arm's workspace
     state_names = QPOS_NAMES + QVEL_NAMES + TARGET_NAMES
     state_high = (2 * np.pi,) * len(JOINTS) + (1.0, 1.0, 1.0) + (1.0,) * 4 + (MAX_SPEED,) * NV + (1.0, 1.0, 1.0) + (1.0,) * 4
     state_low = tuple(-x for x in state_high)

@@ -27,17 +27,22 @@ class MujocoEnv(WorldModelEnv):
     """Base of the MuJoCo environments; rendering options are keyword arguments.
 
     ``shadows``, ``multisample`` and ``reflection`` (all off by default) switch back on the
-    render passes that cost most on a CPU; the scene is otherwise the package's own.
+    render passes that cost most on a CPU; ``full_meshes`` draws every triangle of the meshes
+    instead of the detail half a pixel can show. The scene is otherwise the package's own.
     """
 
     camera_name: ClassVar[str]  # the model camera the pixels come from
+    nearest_mesh: ClassVar[float | None] = None  # metres: how close a mesh comes to that camera
 
-    def __init__(self, *, shadows: bool = False, multisample: bool = False, reflection: bool = False, **kwargs):
+    def __init__(
+        self, *, shadows: bool = False, multisample: bool = False, reflection: bool = False, full_meshes: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         self._render_options = {
             "shadows": boolean("shadows", shadows),
             "multisample": boolean("multisample", multisample),
             "reflection": boolean("reflection", reflection),
+            "nearest_mesh": None if boolean("full_meshes", full_meshes) else self.nearest_mesh,
         }
         self._renderer: MujocoRenderer | None = None
         self._scratch: mujoco.MjData | None = None
