@@ -30,6 +30,21 @@ def test_envs_table_and_json(capsys):
     assert all(row["success"] and row["action"].startswith("Box(-1,1") for row in rows)
 
 
+def test_without_the_mujoco_extra_the_core_works_and_the_mujoco_envs_say_what_to_install():
+    code = (
+        "import sys; sys.modules['mujoco'] = None\n"  # as if the extra were not installed
+        "import wmbench\n"
+        "print(wmbench.make('pusht', resolution=32).reset(seed=0)[0]['pixels'].shape)\n"
+        "from wmbench import cli; cli.main(['envs'])\n"
+        "try:\n    wmbench.make('cube')\nexcept ImportError as error:\n    print('ImportError:', error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "(32, 32, 3)" in out
+    cube_row = next(line for line in out.splitlines() if line.startswith("cube "))
+    assert "not installed: pip install 'wmbench[mujoco]'" in cube_row
+    assert "ImportError: wmbench/Cube-v0 needs MuJoCo and ogbench: pip install 'wmbench[mujoco]'" in out
+
+
 @pytest.mark.parametrize("env", list(ENVS))
 def test_render_writes_a_sheet_with_the_goal_beside(env, tmp_path):
     out = tmp_path / "sheet.png"
