@@ -48,8 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError(f"wmbench/Cube-v0 needs MuJoCo and ogbench: pip install 'wmbench[mujoco]' ({error})") from error
 
 from wmbench.envs.base import Factor, boolean, color, positive
-from wmbench.envs.mujoco_env import MujocoEnv, paint
-from wmbench.envs.mujoco_render import texture_pixels, tint
+from wmbench.envs.mujoco_env import MujocoEnv
 
 SUCCESS_DISTANCE = 0.04  # m
 CUBE_SIZE = 0.04  # m, edge
@@ -161,30 +160,23 @@ class CubeEnv(MujocoEnv):
         picture = self.render_model
         self._cube_geom = picture.geom("object_0").id
         self._target_geom = picture.geom("target_object_0").id
-        self._standard_cube_rgba = picture.geom_rgba[self._cube_geom].copy()
         self._camera = picture.camera(self.camera_name).id
         self._standard_camera = picture.cam_pos[self._camera].copy()
         self._standard_lights = (picture.light_diffuse.copy(), picture.vis.headlight.diffuse.copy(), picture.vis.headlight.ambient.copy())
-        self._standard_floor = texture_pixels(picture, "grid").copy()
-        self._floor_color = self.VARIATIONS["floor_color"].default
 
     def _apply_variation(self):
         v = self.variation
         if v["cube_size"] != self._size:
             self._resize_cube(v["cube_size"])
         picture = self.render_model
-        paint(picture.geom_rgba[self._cube_geom], v["cube_color"], self.VARIATIONS["cube_color"].default, self._standard_cube_rgba)
+        self._paint("cube", picture.geom_rgba[self._cube_geom], v["cube_color"], self.VARIATIONS["cube_color"].default)
         picture.geom_rgba[self._target_geom] = (*picture.geom_rgba[self._cube_geom, :3], 0.3 if v["target_visible"] else 0.0)
         diffuse, head_diffuse, head_ambient = self._standard_lights
         picture.light_diffuse[:] = diffuse * v["light_intensity"]
         picture.vis.headlight.diffuse[:] = head_diffuse * v["light_intensity"]
         picture.vis.headlight.ambient[:] = head_ambient * v["light_intensity"]
         picture.cam_pos[self._camera] = self._standard_camera + v["camera_offset"]
-        if v["floor_color"] != self._floor_color:
-            standard = v["floor_color"] == self.VARIATIONS["floor_color"].default
-            texture_pixels(picture, "grid")[...] = self._standard_floor if standard else tint(self._standard_floor, v["floor_color"])
-            self._renderer.upload_texture(picture.texture("grid").id)
-            self._floor_color = v["floor_color"]
+        self._tint_texture("grid", v["floor_color"], self.VARIATIONS["floor_color"].default)
 
     # ------------------------------------------------------------------ physics
     def _sample_state(self, rng):

@@ -15,12 +15,7 @@ import mujoco
 import numpy as np
 
 from wmbench.envs.base import WorldModelEnv, boolean
-from wmbench.envs.mujoco_render import MujocoRenderer
-
-
-def paint(rgba: np.ndarray, value: tuple, default: tuple, standard: np.ndarray) -> None:
-    """Color ``rgba`` (a model view) with ``value``; the default keeps the model's own color bit for bit."""
-    rgba[:3] = standard[:3] if value == default else np.asarray(value) / 255.0
+from wmbench.envs.mujoco_render import MujocoRenderer, texture_pixels, tint
 
 
 class MujocoEnv(WorldModelEnv):
@@ -57,6 +52,23 @@ class MujocoEnv(WorldModelEnv):
         render_model = copy.copy(physics_model)  # a deep copy (mj_copyModel)
         self._scratch = mujoco.MjData(render_model)
         self._renderer = MujocoRenderer(render_model, self.height, self.width, self.camera_name, **self._render_options)
+        self._standard_looks: dict[str, np.ndarray] = {}  # the model's own colors and textures, before any variation
+        self._texture_colors: dict[str, tuple] = {}
+
+    def _paint(self, name: str, rgba: np.ndarray, value: tuple, default: tuple) -> None:
+        """Color ``rgba`` (a view into the render model, called ``name``) ``value``; the default
+        is the model's own color, bit for bit."""
+        standard = self._standard_looks.setdefault(name, rgba.copy())
+        rgba[:3] = standard[:3] if value == default else np.asarray(value) / 255.0
+
+    def _tint_texture(self, name: str, value: tuple, default: tuple) -> None:
+        """Scale texture ``name`` to mean color ``value``, keeping its pattern; the default restores it exactly."""
+        if self._texture_colors.get(name, default) == value:
+            return
+        standard = self._standard_looks.setdefault(f"texture:{name}", texture_pixels(self.render_model, name).copy())
+        texture_pixels(self.render_model, name)[...] = standard if value == default else tint(standard, value)
+        self._renderer.upload_texture(self.render_model.texture(name).id)
+        self._texture_colors[name] = value
 
     @property
     def render_model(self) -> mujoco.MjModel:

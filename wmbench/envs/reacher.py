@@ -44,15 +44,14 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError(f"wmbench/Reacher-v0 needs MuJoCo and dm_control: pip install 'wmbench[mujoco]' ({error})") from error
 
 from wmbench.envs.base import Factor, boolean, color, positive
-from wmbench.envs.mujoco_env import MujocoEnv, paint
-from wmbench.envs.mujoco_render import texture_pixels, tint
+from wmbench.envs.mujoco_env import MujocoEnv
+from wmbench.envs.mujoco_render import HIDDEN_GROUP
 
 ACTION_REPEAT = 2
 SUCCESS_TOLERANCE = 0.05  # rad, every joint
 WRIST_LIMIT = math.radians(160.0)
 LINK_LENGTH = 0.12  # shoulder to wrist and wrist to fingertip (m)
 MIN_TELEPORT_JUMP = 0.5  # rad: a random teleport moves some joint at least this far
-HIDDEN_GROUP = 3  # a geom group the default visual options do not draw
 MAX_VELOCITY = 50.0  # rad/s, the observation box (full torque reaches about 7: the joints are damped)
 
 
@@ -95,9 +94,6 @@ class ReacherEnv(MujocoEnv):
         self._standard_mass = model.body_mass.copy()
         self._standard_inertia = model.body_inertia.copy()
         self._build_renderer(model)
-        self._standard_floor = texture_pixels(self.render_model, "grid").copy()
-        self._standard_colors = {name: self.render_model.material(name).rgba.copy() for name in ("self", "target")}
-        self._floor_color: tuple | None = self.VARIATIONS["floor_color"].default
         self._goal_joints = np.zeros(2)
         self._densities: tuple | None = None
         self._apply_variation()
@@ -112,13 +108,9 @@ class ReacherEnv(MujocoEnv):
             mujoco.mj_setConst(model, mujoco.MjData(model))  # derived masses; scratch data keeps the state intact
             self._densities = densities
         for material, factor in (("self", "link_color"), ("target", "target_color")):
-            paint(picture.material(material).rgba, v[factor], self.VARIATIONS[factor].default, self._standard_colors[material])
+            self._paint(material, picture.material(material).rgba, v[factor], self.VARIATIONS[factor].default)
+        self._tint_texture("grid", v["floor_color"], self.VARIATIONS["floor_color"].default)
         picture.geom_group[picture.geom("target").id] = 0 if v["target_visible"] else HIDDEN_GROUP
-        if v["floor_color"] != self._floor_color:
-            standard = v["floor_color"] == self.VARIATIONS["floor_color"].default
-            texture_pixels(picture, "grid")[...] = self._standard_floor if standard else tint(self._standard_floor, v["floor_color"])
-            self._renderer.upload_texture(picture.texture("grid").id)
-            self._floor_color = v["floor_color"]
 
     # ------------------------------------------------------------------ physics
     def _sample_state(self, rng):
