@@ -29,8 +29,8 @@ pixels              ogbench's ``front_pixels`` camera with its pixel-observation
 step info           ``success``; ``cube_distance`` (m, to the goal state's cube)
 perturb             ``teleport(target="cube", position=)``: the cube jumps to the given (x, y)
                     or a random spot at least 0.1 m away; ``teleport(target="arm")``: the arm
-                    jumps to a new random configuration; ``recolor(target="cube"|"floor",
-                    color=)``
+                    jumps to a new random start pose, gripper open (a held cube falls);
+                    ``recolor(target="cube"|"floor", color=)``
 ==================  ============================================================================
 """
 

@@ -6,8 +6,8 @@ reflection (each can be switched back on), and then leaves out of the scene ever
 bounding sphere lies outside the camera's view (with no shadows and no reflections such a geom
 cannot change a pixel; the frame is identical, tested). High-poly meshes can be simplified to
 the detail a pixel can show (``nearest_mesh``, see ``simplify_meshes``). A 224 px dm_control
-Reacher frame then takes about 1 ms instead of 14-24 ms, an ogbench cube-single frame about 12 ms
-instead of 130, and nothing a world model needs to see is lost.
+Reacher frame then takes about 1 ms instead of 14-24 ms, an ogbench cube-single step about 20 ms
+instead of 130-150, and nothing a world model needs to see is lost.
 
 One OpenGL context serves every renderer of the process, so the context and shader set-up (the
 "first-render cost", 0.3-1 s) is paid once per process, not once per environment or reset.
