@@ -63,6 +63,16 @@ def test_renderers_sharing_the_context_draw_the_same_frames_interleaved_as_alone
     assert mujoco_render.gl_context() is mujoco_render.gl_context()  # one context for all of them
 
 
+def test_one_renderer_serves_every_step_and_reset():
+    env = ReacherEnv(resolution=32)
+    renderer = env._renderer
+    for seed in range(3):
+        env.reset(seed=seed, options={"variation": "recolored" if seed % 2 else "standard"})
+        env.step(np.zeros(2))
+        env.perturb("recolor")
+    assert env._renderer is renderer
+
+
 def test_closed_envs_free_their_renderer_and_new_ones_work():
     for _ in range(3):
         env = ReacherEnv(resolution=32)
