@@ -83,8 +83,9 @@ def cmd_envs(args) -> None:
             env = wmbench.make(entry.short_name, resolution=64).unwrapped
         except ImportError:  # an env whose optional dependencies are not installed
             missing = f"not installed: pip install 'wmbench[{entry.extra}]'"
-            rows.append({"name": entry.short_name, "id": entry.id, "action": missing, "state": "", "proprio": "",
-                         "steps": str(entry.max_episode_steps), "policies": "", "success": missing})
+            blank = dict.fromkeys(("state", "proprio", "policies"), "")
+            rows.append({"name": entry.short_name, "id": entry.id, "action": missing, **blank,
+                         "steps": str(entry.max_episode_steps), "success": missing})
             continue
         rows.append(
             {

@@ -35,19 +35,23 @@ def actions(dim: int):
     return itertools.cycle(np.random.default_rng(0).uniform(-1, 1, (1000, dim)).astype(np.float32))
 
 
-def wmbench_stepper(env_id: str, **kwargs):
-    env = gym.make(env_id, **kwargs)
+def gym_stepper(env: gym.Env, frame_of):
+    """One step of a gymnasium env (and the reset that ends an episode); keeps the last frame."""
     env.reset(seed=0)
     stream = actions(env.action_space.shape[0])
     frames = []
 
     def step():
         obs, _, terminated, truncated, _ = env.step(next(stream))
-        frames[:] = [obs.get("pixels")]
+        frames[:] = [frame_of(obs)]
         if terminated or truncated:
             env.reset()
 
     return step, frames
+
+
+def wmbench_stepper(env_id: str, **kwargs):
+    return gym_stepper(gym.make(env_id, **kwargs), lambda obs: obs.get("pixels"))
 
 
 def dm_control_reacher_stepper():
@@ -69,18 +73,7 @@ def dm_control_reacher_stepper():
 def ogbench_cube_stepper(size: int):
     import ogbench.manipspace  # noqa: F401  (registers ogbench's envs)
 
-    env = gym.make("visual-cube-single-v0", width=size, height=size)
-    env.reset(seed=0)
-    stream = actions(5)
-    frames = []
-
-    def step():
-        obs, _, terminated, truncated, _ = env.step(next(stream))
-        frames[:] = [obs]
-        if terminated or truncated:
-            env.reset()
-
-    return step, frames
+    return gym_stepper(gym.make("visual-cube-single-v0", width=size, height=size), lambda obs: obs)
 
 
 def measured(rate, stepper, n: int, repeats: int = 3) -> float:
