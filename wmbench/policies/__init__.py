@@ -40,12 +40,42 @@ class UniformRandom(Policy):
         return self.rng.uniform(-1.0, 1.0, self.env.action_space.shape).astype(np.float32)
 
 
+class CorrelatedRandom(Policy):
+    """Temporally correlated random actions, so the agent travels instead of jittering in place.
+
+    Each component follows a Gaussian AR(1) process, ``a_t = rho * a_(t-1) + sqrt(1 - rho^2) *
+    N(0, sd^2)``, clipped to [-1, 1]: the same marginal at every step (sd ``sd``) with a
+    correlation time of about ``1 / (1 - rho)`` = 10 steps, so the agent keeps a heading.
+    """
+
+    rho = 0.9
+    sd = 0.6
+
+    def reset(self):
+        self._latent = self.rng.normal(0.0, self.sd, self.env.action_space.shape)
+
+    def act(self):
+        noise = self.rng.normal(0.0, self.sd, self._latent.shape)
+        self._latent = self.rho * self._latent + np.sqrt(1.0 - self.rho**2) * noise
+        return np.clip(self._latent, -1.0, 1.0).astype(np.float32)
+
+
+RANDOM = {"random": "wmbench.policies:UniformRandom", "correlated": "wmbench.policies:CorrelatedRandom"}
+
 # env short name -> policy name -> "module:Class" (imported only when used)
 POLICIES: dict[str, dict[str, str]] = {
-    "pusht": {"random": "wmbench.policies:UniformRandom", "weak": "wmbench.policies.pusht:WeakPusher"},
-    "tworoom": {"random": "wmbench.policies:UniformRandom", "expert": "wmbench.policies.tworoom:DoorExpert"},
-    "reacher": {"random": "wmbench.policies:UniformRandom"},
-    "cube": {"random": "wmbench.policies:UniformRandom", "oracle": "wmbench.policies.cube:NoisyOracle"},
+    "pusht": {**RANDOM, "weak": "wmbench.policies.pusht:WeakPusher"},
+    "tworoom": {**RANDOM, "expert": "wmbench.policies.tworoom:DoorExpert"},
+    "reacher": dict(RANDOM),
+    "cube": {**RANDOM, "oracle": "wmbench.policies.cube:NoisyOracle"},
+}
+
+POLICY_DOCS: dict[str, str] = {  # one line each, for `wmbench collect --help`
+    "random": "uniform random actions in [-1, 1]",
+    "correlated": "AR(1) random actions (correlation 0.9, sd 0.6): the agent travels",
+    "weak": "noisy pusher heading for waypoints around the block (contact-rich, rarely solves)",
+    "expert": "noisy expert (sd 0.5) walking to the goal through the nearest door",
+    "oracle": "ogbench's cube oracle with action noise 0.1, re-targeting after each placement",
 }
 
 
