@@ -146,6 +146,58 @@ def cmd_rollout(args) -> None:
     print(f"wrote {args.out} and {summary_path}")
 
 
+def cmd_collect(args) -> None:
+    from wmbench.data.collect import collect
+    from wmbench.data.recipe import Recipe
+
+    if args.recipe:
+        given = [flag for flag in ("env", "policy", "episodes", "steps", "seed", "resolution", "variation") if getattr(args, flag) is not None]
+        if given:
+            raise ValueError(f"--recipe fixes the dataset; drop --{', --'.join(given)} (or write your own recipe)")
+        recipe = Recipe.load(args.recipe)
+        if args.out:
+            recipe = Recipe.from_dict({**recipe.to_dict(), "name": args.out})
+    else:
+        missing = [flag for flag in ("env", "episodes", "steps", "out") if getattr(args, flag) is None]
+        if missing:
+            raise ValueError(f"give --recipe FILE, or at least --{', --'.join(missing)}")
+        fields = {key: getattr(args, key) for key in ("env", "policy", "episodes", "steps", "seed", "resolution") if getattr(args, key) is not None}
+        fields.setdefault("policy", ENVS[short_name(args.env)].default_policy)
+        recipe = Recipe.from_dict({"name": args.out, **fields, "variation": parse_variation(args.variation)}, source="collect")
+    path = collect(recipe, workers=args.workers, resume=args.resume)
+    print(f"wrote {recipe.name} ({recipe.episodes} episodes x {recipe.steps} steps) to {path}")
+    print(f"open it with: minari.load_dataset({recipe.name!r})")
+
+
+def cmd_datasets(args) -> None:
+    from wmbench.data import catalog
+
+    if args.name is None:
+        rows = catalog.local_datasets()
+        if not rows:
+            print("no local datasets; make one with `wmbench collect --recipe datasets/pusht-mini.toml`")
+            return
+        header = ("name", "env", "policy", "episodes", "steps", "size_mb", "status")
+        table = [header] + [tuple(str(row[key]) for key in header) for row in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        for line in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+        return
+    print(json.dumps(catalog.summary(args.name), indent=2))
+    out = args.out or Path("runs/datasets") / f"{args.name.replace('/', '_')}.png"
+    sheet = catalog.preview(args.name, episodes=args.episodes, seed=args.seed)
+    atomic_output(out, lambda tmp: sheet.save(tmp, format="PNG"))
+    print(f"wrote {out} (frames of {args.episodes} random episodes, one per row)")
+
+
+def cmd_evalset(args) -> None:
+    from wmbench.data.evalset import generate_eval_set, save_eval_set
+
+    evalset = generate_eval_set(short_name(args.env))
+    save_eval_set(evalset, args.out)
+    print(f"wrote {len(evalset.start_states)} start/goal pairs of {evalset.meta['env_id']} to {args.out} (sha256 {evalset.meta['sha256']})")
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -179,18 +231,70 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--fps", type=int, default=10, help="GIF frame rate (default 10, the control rate)")
     rollout.add_argument("--out", type=Path, required=True, help="GIF file to write (the summary goes beside it, .json)")
     rollout.set_defaults(run=cmd_rollout)
+
+    collect = commands.add_parser(
+        "collect",
+        help="collect a dataset (Minari format) with a data policy, in parallel, resumable",
+        description="Collect a Minari dataset from a recipe file or from flags. Every episode runs exactly --steps "
+        "steps; episode i is seeded from (--seed, i), so a recipe reproduces its dataset bit for bit.",
+        epilog=policy_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    collect.add_argument("--recipe", type=Path, help="a recipe file (datasets/*.toml); fixes everything but --out and --workers")
+    collect.add_argument("--env", help=f"environment: {', '.join(ENVS)}")
+    collect.add_argument("--policy", help="data policy (default: the env's own; listed below)")
+    collect.add_argument("--episodes", type=int, help="number of episodes")
+    collect.add_argument("--steps", type=int, help="env steps per episode")
+    collect.add_argument("--seed", type=int, help="dataset seed (default 0)")
+    collect.add_argument("--resolution", type=int, help="pixel size of the frames (default 224)")
+    collect.add_argument("--variation", help="a preset name or a JSON object of factors")
+    collect.add_argument("--out", help="Minari dataset id to write, (namespace/)name-vN, e.g. pusht-weak-mini-v0")
+    collect.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
+    collect.add_argument("--resume", action="store_true", help="continue an interrupted collection of the same recipe")
+    collect.set_defaults(run=cmd_collect)
+
+    datasets = commands.add_parser("datasets", help="list local datasets, or summarize one and write a preview sheet")
+    datasets.add_argument("action", nargs="?", choices=["show"], help="show NAME: summary and preview")
+    datasets.add_argument("name", nargs="?", help="dataset id (or path) for show")
+    datasets.add_argument("--episodes", type=int, default=4, help="random episodes on the preview (default 4)")
+    datasets.add_argument("--seed", type=int, default=0, help="which random episodes (default 0)")
+    datasets.add_argument("--out", type=Path, help="preview PNG (default runs/datasets/NAME.png)")
+    datasets.set_defaults(run=cmd_datasets)
+
+    evalset = commands.add_parser("evalset", help="regenerate a frozen evaluation set (start/goal pairs) bit for bit")
+    evalset.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
+    evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
+    evalset.set_defaults(run=cmd_evalset)
     return parser
 
 
+def policy_help() -> str:
+    from wmbench.policies import POLICIES, POLICY_DOCS
+
+    lines = ["data policies (--policy), the env's default first:"]
+    for env, policies in POLICIES.items():
+        default = ENVS[env].default_policy
+        lines.append(f"  {env}:")
+        lines += [f"    {name:<11} {POLICY_DOCS[name]}" for name in sorted(policies, key=lambda p: p != default)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from wmbench.data.collect import CollectionStopped
+
     args = build_parser().parse_args(argv)
-    if getattr(args, "steps", 1) < 1 or getattr(args, "frames", 1) < 1:
+    if (getattr(args, "steps", 1) or 1) < 1 or getattr(args, "frames", 1) < 1:
         raise SystemExit("error: --steps and --frames must be at least 1")
+    if args.command == "datasets" and (args.action == "show") != (args.name is not None):
+        raise SystemExit("error: `wmbench datasets` lists; `wmbench datasets show NAME` shows one")
     try:
         args.run(args)
     except (ValueError, ImportError) as error:  # bad names and options, a missing extra: one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except CollectionStopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     return 0
 
 

@@ -1,0 +1,145 @@
+"""The on-disk form of a wmbench dataset: a Minari (HDF5) dataset that plain ``minari`` opens.
+
+``<root>/<id>/data/`` holds ``metadata.json`` (Minari's keys; ours under ``"wmbench"``),
+``main_data.hdf5`` and ``manifest.json`` (checksums). ``<root>`` is ``$MINARI_DATASETS_PATH``
+or ``~/.minari/datasets``, as for Minari. One group per episode of ``T`` steps:
+
+=======================  ======================  ===========================================
+``observations/pixels``  uint8 [T+1, H, W, 3]    lossless: deflate level 1, one chunk a frame
+``observations/state``   float32 [T+1, S]        the observation's state
+``observations/proprio`` float32 [T+1, P]
+``actions``              float32 [T, A]          in [-1, 1]
+``rewards``              float64 [T]
+``terminations``         bool [T]                never: episodes run their full length
+``truncations``          bool [T]                true at the last step
+``infos/success``        bool [T+1]              the env's success rule, at reset and each step
+``infos/state``          float64 [T+1, S]        the exact simulator state (``reset(options=
+                                                 {"state": s})`` redraws the frame bit for bit)
+attrs                    ``id``, ``total_steps``, ``seed`` (env reset seed), ``policy_seed``,
+                         ``goal_state`` (float64 [S]), ``sha256`` (of the episode's arrays)
+=======================  ======================  ===========================================
+
+Pixels are stored raw behind HDF5's built-in deflate filter, so every HDF5 reader decodes them
+with no plugin and they equal the rendered frames exactly (figures in ``datasets/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+PIXEL_FILTER = {"compression": "gzip", "compression_opts": 1}
+PIXEL_ENCODING = "raw uint8, HDF5 deflate level 1 (lossless), one chunk per frame"
+MAIN_FILE = "main_data.hdf5"
+MANIFEST_FILE = "manifest.json"
+METADATA_FILE = "metadata.json"
+PARTIAL_DIR = ".wmbench-partial"  # hidden, so Minari's listing skips interrupted collections
+
+
+def datasets_root() -> Path:
+    """Where Minari keeps local datasets (the same rule as ``minari``)."""
+    root = os.environ.get("MINARI_DATASETS_PATH")
+    return Path(root) if root else Path.home() / ".minari" / "datasets"
+
+
+def dataset_dir(name: str) -> Path:
+    return datasets_root() / name
+
+
+def find_data(name_or_path: str | Path) -> Path:
+    """The ``data`` directory of a finished dataset, given its Minari id or a path to it."""
+    path = Path(name_or_path)
+    for candidate in (dataset_dir(str(name_or_path)) / "data", path / "data", path, path.parent):
+        if (candidate / METADATA_FILE).is_file() and (candidate / MAIN_FILE).is_file():
+            return candidate
+    raise ValueError(
+        f"no dataset {str(name_or_path)!r} in {datasets_root()} (set MINARI_DATASETS_PATH to look elsewhere); "
+        "`wmbench datasets` lists the local ones, `wmbench collect --recipe datasets/<env>-mini.toml` makes one"
+    )
+
+
+def read_metadata(data: Path) -> dict[str, Any]:
+    return json.loads((data / METADATA_FILE).read_text())
+
+
+def episode_arrays(group: h5py.Group) -> dict[str, np.ndarray]:
+    """Every array of a stored episode, by its path in the group."""
+    arrays = {}
+    group.visititems(lambda path, item: arrays.__setitem__(path, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def content_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of the arrays' names, dtypes, shapes and bytes, in name order (not of any file)."""
+    digest = hashlib.sha256()
+    for path in sorted(arrays):
+        array = np.ascontiguousarray(arrays[path])
+        digest.update(f"{path}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def dataset_sha256(episode_checksums: list[str]) -> str:
+    """One checksum for the dataset: sha256 of the episode checksums in episode order."""
+    return hashlib.sha256("\n".join(episode_checksums).encode()).hexdigest()
+
+
+def write_episode(path: Path, index: int, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> str:
+    """Write one episode's file atomically (temporary name, then rename); returns its checksum."""
+    checksum = content_sha256(arrays)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w", track_order=True) as file:
+        group = file.create_group(f"episode_{index}", track_order=True)
+        for key, array in arrays.items():
+            if key == "observations/pixels":
+                group.create_dataset(key, data=array, chunks=(1, *array.shape[1:]), track_times=False, **PIXEL_FILTER)
+            else:
+                group.create_dataset(key, data=array, track_times=False)
+        group.attrs.update({"id": index, **attrs, "sha256": checksum})
+    os.replace(tmp, path)
+    return checksum
+
+
+def read_episode_checksum(path: Path, index: int) -> tuple[int, str]:
+    """(steps, checksum) of a finished episode file, from its attributes."""
+    with h5py.File(path, "r") as file:
+        attrs = file[f"episode_{index}"].attrs
+        return int(attrs["total_steps"]), str(attrs["sha256"])
+
+
+def merge_episodes(episode_files: list[Path], out: Path) -> None:
+    """Copy the episode groups, in order, into one Minari main file (compressed chunks copied as they are)."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    with h5py.File(tmp, "w", track_order=True) as main:
+        for index, path in enumerate(episode_files):
+            with h5py.File(path, "r") as source:
+                source.copy(source[f"episode_{index}"], main, name=f"episode_{index}")
+    os.replace(tmp, out)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
