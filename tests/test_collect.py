@@ -18,7 +18,7 @@ import pytest
 import wmbench
 from wmbench.cli import main
 from wmbench.data import storage
-from wmbench.data.collect import collect
+from wmbench.data.collect import collect, make_collection_env, record_episode
 from wmbench.data.recipe import Recipe
 from wmbench.envs import ENVS
 
@@ -174,7 +174,7 @@ def test_malformed_recipe_is_refused_before_anything_is_written(tmp_path, datase
     assert not datasets_root.exists() or not any(datasets_root.rglob("*.h5"))
 
 
-def test_standard_recipes_are_valid_and_minis_are_prefixes_at_64px():
+def test_standard_recipes_match_the_published_sizes_and_minis_share_their_seeds():
     recipes = {path.stem: Recipe.load(path) for path in Path(__file__).parents[1].joinpath("datasets").glob("*.toml")}
     assert {r.env for r in recipes.values()} == set(ENVS)
     published = {"pusht": (18_500, 160), "tworoom": (10_000, 92), "reacher": (10_000, 200), "cube": (10_000, 200)}
@@ -187,6 +187,23 @@ def test_standard_recipes_are_valid_and_minis_are_prefixes_at_64px():
         else:
             assert (recipe.episodes, recipe.steps, recipe.resolution) == (*published[recipe.env], 224)
     assert len(recipes) == 2 * len(ENVS)
+
+
+@pytest.mark.parametrize("env_name", ["pusht", "cube"])
+def test_resolution_changes_the_pixels_only(env_name):
+    """What lets a 64 px mini stand for the first episodes of its 224 px dataset."""
+    if ENVS[env_name].extra:
+        pytest.importorskip("mujoco")
+    small, large = (tiny(name=f"{env_name}-{r}-v0", env=env_name, episodes=2, steps=5, resolution=r) for r in (32, 48))
+    env = make_collection_env(small)
+    first = record_episode(env, small, 1)[0]
+    env.close()
+    env = make_collection_env(large)
+    second = record_episode(env, large, 1)[0]
+    env.close()
+    for key in first:
+        if key != "observations/pixels":
+            assert np.array_equal(first[key], second[key]), key
 
 
 def test_datasets_lists_and_shows(tmp_path, capsys):
