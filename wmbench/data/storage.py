@@ -53,14 +53,16 @@ def dataset_dir(name: str) -> Path:
 
 
 def find_data(name_or_path: str | Path) -> Path:
-    """The ``data`` directory of a finished dataset, given its Minari id or a path to it."""
-    path = Path(name_or_path)
+    """The ``data`` directory of a finished dataset: by Minari id, or the path of the dataset, its
+    ``data`` directory or its main file."""
+    path = Path(name_or_path).expanduser()
     for candidate in (dataset_dir(str(name_or_path)) / "data", path / "data", path, path.parent):
         if (candidate / METADATA_FILE).is_file() and (candidate / MAIN_FILE).is_file():
             return candidate
     raise ValueError(
         f"no dataset {str(name_or_path)!r} in {datasets_root()} (set MINARI_DATASETS_PATH to look elsewhere); "
-        "`wmbench datasets` lists the local ones, `wmbench collect --recipe datasets/<env>-mini.toml` makes one"
+        "`wmbench datasets` lists the local ones; `wmbench collect --recipe datasets/pusht-weak-mini.toml` "
+        "(or another recipe in datasets/) makes one"
     )
 
 
