@@ -88,7 +88,9 @@ def test_bad_names_give_one_clear_line(argv, message, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_an_interrupted_write_leaves_no_file(tmp_path):
+def test_an_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    from wmbench.files import atomic_write
+
     target = tmp_path / "clip.gif"
 
     def interrupted(tmp):
@@ -96,5 +98,9 @@ def test_an_interrupted_write_leaves_no_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cli.atomic_output(target, interrupted)
+        atomic_write(target, interrupted)
     assert list(tmp_path.iterdir()) == []
+    atomic_write(target, lambda tmp: tmp.write_bytes(b"whole"))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, interrupted)
+    assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"whole"

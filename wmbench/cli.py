@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.envs import ENVS, short_name
+from wmbench.files import atomic_write
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, policy_names
 
@@ -64,17 +65,6 @@ def make_env_and_policy(args):
     return env, make_policy(env, policy_name, seed=args.seed), policy_name
 
 
-def atomic_output(path: Path, write) -> None:
-    """Write through a temporary file and rename, so an interrupted run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------------- commands
 def cmd_envs(args) -> None:
     rows = []
@@ -118,14 +108,14 @@ def cmd_render(args) -> None:
     rollout = run_rollout(env, policy, args.steps, args.seed)
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, args.frames).round().astype(int))
     sheet = contact_sheet([rollout.frames[i] for i in picks], [f"t={i}" for i in picks], goal=rollout.goal)
-    atomic_output(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
+    atomic_write(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(picks)} frames of {env.spec.id} under the {policy_name} policy, seed {args.seed}; goal at right)")
 
 
 def cmd_rollout(args) -> None:
     env, policy, policy_name = make_env_and_policy(args)
     rollout = run_rollout(env, policy, args.steps, args.seed, progress=True)
-    atomic_output(args.out, lambda tmp: save_gif(rollout.frames, tmp, fps=args.fps))
+    atomic_write(args.out, lambda tmp: save_gif(rollout.frames, tmp, fps=args.fps))
     diagnostics = {k: v for k, v in rollout.final_info.items() if isinstance(v, (bool, int, float))}
     summary = {
         "env": env.spec.id,
@@ -141,7 +131,7 @@ def cmd_rollout(args) -> None:
         "wmbench_version": wmbench.__version__,
     }
     summary_path = args.out.with_suffix(".json")
-    atomic_output(summary_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(summary_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out} and {summary_path}")
 
@@ -186,7 +176,7 @@ def cmd_datasets(args) -> None:
     print(json.dumps(catalog.summary(args.name), indent=2))
     out = args.out or Path("runs/datasets") / f"{args.name.replace('/', '_')}.png"
     sheet = catalog.preview(args.name, episodes=args.episodes, seed=args.seed)
-    atomic_output(out, lambda tmp: sheet.save(tmp, format="PNG"))
+    atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
     print(f"wrote {out} (frames of {args.episodes} random episodes, one per row)")
 
 

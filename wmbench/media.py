@@ -28,4 +28,4 @@ def contact_sheet(frames: Sequence[np.ndarray], labels: Sequence[str], goal: np.
 
 def save_gif(frames: Sequence[np.ndarray], path: Path, fps: int = 10) -> None:
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)

@@ -148,7 +148,7 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
             changed = sorted(k for k in expected["recipe"] if saved["recipe"].get(k) != expected["recipe"][k])
             what = f"recipe fields {changed}" if changed else f"wmbench version {saved['wmbench_version']}"
             raise ValueError(f"--resume: the interrupted collection at {staging} differs in {what}; delete it to start again")
-        for tmp in episodes_dir.glob(".*.tmp"):  # episodes that were being written when it stopped
+        for tmp in episodes_dir.glob(".*.tmp"):  # episodes being written when it stopped (see atomic_write)
             tmp.unlink()
     else:
         episodes_dir.mkdir(parents=True)

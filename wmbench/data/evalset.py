@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +29,7 @@ from tqdm import tqdm
 import wmbench
 from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, short_name
+from wmbench.files import atomic_write
 from wmbench.policies import make_policy
 
 PAIRS = 200
@@ -157,20 +157,14 @@ def save_eval_set(evalset: EvalSet, directory: str | Path = EVAL_DIR) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     name = evalset.meta["env"]
     meta = {**evalset.meta, "sha256": checksum(evalset)}
-    _write_atomically(directory / f"{name}.npz", lambda file: np.savez_compressed(file, **evalset.arrays()))
-    _write_atomically(directory / f"{name}.json", lambda file: file.write((json.dumps(meta, indent=2) + "\n").encode()))
+
+    def write_arrays(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object: given a path, numpy would append ".npz"
+            np.savez_compressed(file, **evalset.arrays())
+
+    atomic_write(directory / f"{name}.npz", write_arrays)
+    atomic_write(directory / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return directory / f"{name}.npz"
-
-
-def _write_atomically(path: Path, write: Callable) -> None:
-    """Write through a temporary file in the same folder and rename it, so no half-written file is left."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_eval_set(env_name: str, directory: str | Path | None = None) -> EvalSet:

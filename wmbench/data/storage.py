@@ -34,6 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from wmbench.files import atomic_write
+
 PIXEL_FILTER = {"compression": "gzip", "compression_opts": 1}
 PIXEL_ENCODING = "raw uint8, HDF5 deflate level 1 (lossless), one chunk per frame"
 MAIN_FILE = "main_data.hdf5"
@@ -95,16 +97,18 @@ def dataset_sha256(episode_checksums: list[str]) -> str:
 def write_episode(path: Path, index: int, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> str:
     """Write one episode's file atomically (temporary name, then rename); returns its checksum."""
     checksum = content_sha256(arrays)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w", track_order=True) as file:
-        group = file.create_group(f"episode_{index}", track_order=True)
-        for key, array in arrays.items():
-            if key == "observations/pixels":
-                group.create_dataset(key, data=array, chunks=(1, *array.shape[1:]), track_times=False, **PIXEL_FILTER)
-            else:
-                group.create_dataset(key, data=array, track_times=False)
-        group.attrs.update({"id": index, **attrs, "sha256": checksum})
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w", track_order=True) as file:
+            group = file.create_group(f"episode_{index}", track_order=True)
+            for key, array in arrays.items():
+                if key == "observations/pixels":
+                    group.create_dataset(key, data=array, chunks=(1, *array.shape[1:]), track_times=False, **PIXEL_FILTER)
+                else:
+                    group.create_dataset(key, data=array, track_times=False)
+            group.attrs.update({"id": index, **attrs, "sha256": checksum})
+
+    atomic_write(path, write)
     return checksum
 
 
@@ -117,12 +121,14 @@ def read_episode_checksum(path: Path, index: int) -> tuple[int, str]:
 
 def merge_episodes(episode_files: list[Path], out: Path) -> None:
     """Copy the episode groups, in order, into one Minari main file (compressed chunks copied as they are)."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    with h5py.File(tmp, "w", track_order=True) as main:
-        for index, path in enumerate(episode_files):
-            with h5py.File(path, "r") as source:
-                source.copy(source[f"episode_{index}"], main, name=f"episode_{index}")
-    os.replace(tmp, out)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w", track_order=True) as main:
+            for index, path in enumerate(episode_files):
+                with h5py.File(path, "r") as source:
+                    source.copy(source[f"episode_{index}"], main, name=f"episode_{index}")
+
+    atomic_write(out, write)
 
 
 def file_sha256(path: Path) -> str:
@@ -134,9 +140,7 @@ def file_sha256(path: Path) -> str:
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n"))
 
 
 def _jsonable(value):
