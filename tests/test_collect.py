@@ -220,6 +220,12 @@ def test_datasets_lists_and_shows(tmp_path, capsys):
     from PIL import Image
 
     assert Image.open(out).size[1] > 2 * 48  # two rows of frames
+    assert main(["datasets", "show", "wmbench/shown-v0", "--verify", "--out", str(out)]) == 0
+    assert "verified" in capsys.readouterr().out
+    with h5py.File(storage.dataset_dir("wmbench/shown-v0") / "data" / storage.MAIN_FILE, "r+") as file:
+        file["episode_2/actions"][0, 0] += 0.5  # tampered with
+    assert main(["datasets", "show", "wmbench/shown-v0", "--verify", "--out", str(out)]) == 2
+    assert "episode 2" in capsys.readouterr().err
     assert main(["datasets", "show", "nothing-v0"]) == 2
     assert "wmbench collect" in capsys.readouterr().err
 

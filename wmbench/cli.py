@@ -174,6 +174,11 @@ def cmd_datasets(args) -> None:
             print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
         return
     print(json.dumps(catalog.summary(args.name), indent=2))
+    if args.verify:
+        problems = catalog.verify(args.name)
+        if problems:
+            raise ValueError(f"{args.name} does not match its checksum manifest: {', '.join(problems)}")
+        print("verified: every episode and the HDF5 file match the checksum manifest")
     out = args.out or Path("runs/datasets") / f"{args.name.replace('/', '_')}.png"
     sheet = catalog.preview(args.name, episodes=args.episodes, seed=args.seed)
     atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
@@ -249,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--episodes", type=int, default=4, help="random episodes on the preview (default 4)")
     datasets.add_argument("--seed", type=int, default=0, help="which random episodes (default 0)")
     datasets.add_argument("--out", type=Path, help="preview PNG (default runs/datasets/NAME.png)")
+    datasets.add_argument("--verify", action="store_true", help="recompute every checksum against the manifest")
     datasets.set_defaults(run=cmd_datasets)
 
     evalset = commands.add_parser("evalset", help="regenerate a frozen evaluation set (start/goal pairs) bit for bit")

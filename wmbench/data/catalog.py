@@ -49,7 +49,8 @@ def summary(name: str) -> dict[str, Any]:
     metadata = storage.read_metadata(data)
     ours = metadata.get("wmbench", {})
     with h5py.File(data / storage.MAIN_FILE, "r") as file:
-        solved = [bool(file[f"episode_{i}/infos/success"][()].any()) for i in range(metadata["total_episodes"])]
+        episodes = [file[f"episode_{i}"] for i in range(metadata["total_episodes"])]
+        solved = [bool(e["infos/success"][()].any()) for e in episodes if "infos/success" in e]
     frames = metadata["total_steps"] + metadata["total_episodes"]
     size = _size_mb(data)
     return {
@@ -71,6 +72,25 @@ def summary(name: str) -> dict[str, Any]:
         "wmbench_version": ours.get("wmbench_version"),
         "recipe": ours.get("recipe"),
     }
+
+
+def verify(name: str) -> list[str]:
+    """What does not match the dataset's checksum manifest (empty: every episode and the file do)."""
+    data = storage.find_data(name)
+    manifest_path = data / storage.MANIFEST_FILE
+    if not manifest_path.is_file():
+        return [f"no {storage.MANIFEST_FILE}: not a wmbench dataset, nothing to check against"]
+    manifest = json.loads(manifest_path.read_text())
+    problems = []
+    if storage.file_sha256(data / storage.MAIN_FILE) != manifest["files"][storage.MAIN_FILE]:
+        problems.append(f"the bytes of {storage.MAIN_FILE}")
+    with h5py.File(data / storage.MAIN_FILE, "r") as file:
+        for index, expected in enumerate(manifest["episodes"]):
+            if storage.content_sha256(storage.episode_arrays(file[f"episode_{index}"])) != expected:
+                problems.append(f"episode {index}")
+    if storage.dataset_sha256(manifest["episodes"]) != manifest["sha256"]:
+        problems.append(f"the dataset checksum in {storage.MANIFEST_FILE}")
+    return problems
 
 
 def preview(name: str, episodes: int = 4, frames: int = 8, seed: int = 0) -> Image.Image:
