@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import gymnasium as gym
+import minari
 import numpy as np
 from minari.serialization import serialize_space
 from tqdm import tqdm
@@ -136,7 +137,7 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
     episodes_dir = staging / "episodes"
     env = make_collection_env(recipe)  # checks the variation and resolution before anything is written
     expected = {"recipe": recipe.to_dict(), "wmbench_version": wmbench.__version__}
-    if staging.exists():
+    if (staging / "collection.json").exists():
         done = sorted(episodes_dir.glob("*.h5"))
         if not resume:
             raise ValueError(
@@ -150,8 +151,8 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
             raise ValueError(f"--resume: the interrupted collection at {staging} differs in {what}; delete it to start again")
         for tmp in episodes_dir.glob(".*.tmp"):  # episodes being written when it stopped (see atomic_write)
             tmp.unlink()
-    else:
-        episodes_dir.mkdir(parents=True)
+    else:  # no episode is written before collection.json, so a staging folder without it holds none
+        episodes_dir.mkdir(parents=True, exist_ok=True)
         storage.write_json(staging / "collection.json", expected)
 
     todo = [i for i in range(recipe.episodes) if not episode_file(episodes_dir, i).exists()]
@@ -161,11 +162,10 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
         if workers == 1 or len(todo) <= 1:
             _collect_here(env, recipe, todo, episodes_dir, bar)
         else:
-            env.close()
             _collect_in_workers(recipe, todo, episodes_dir, workers, bar)
     finally:
         bar.close()
-    env.close()
+        env.close()
     return _finish(recipe, env, staging, target)
 
 
@@ -218,7 +218,7 @@ def _stopped_message(why: str, recipe: Recipe, episodes_dir: Path) -> str:
 def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
     """Merge the episodes into the Minari layout, write the metadata last, and move it in place."""
     files = [episode_file(staging / "episodes", i) for i in range(recipe.episodes)]
-    checksums = [storage.read_episode_checksum(path, i)[1] for i, path in enumerate(files)]
+    checksums = [storage.read_episode_checksum(path, i) for i, path in enumerate(files)]
     data = staging / "dataset" / "data"
     data.mkdir(parents=True, exist_ok=True)
     storage.merge_episodes(files, data / storage.MAIN_FILE)
@@ -236,8 +236,6 @@ def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
 
 
 def _metadata(recipe: Recipe, env: gym.Env, sha256: str, data: Path) -> dict:
-    import minari
-
     sim = env.unwrapped
     size_mb = sum(f.stat().st_size for f in data.iterdir()) / 1e6
     return {

@@ -112,11 +112,10 @@ def write_episode(path: Path, index: int, arrays: dict[str, np.ndarray], attrs: 
     return checksum
 
 
-def read_episode_checksum(path: Path, index: int) -> tuple[int, str]:
-    """(steps, checksum) of a finished episode file, from its attributes."""
+def read_episode_checksum(path: Path, index: int) -> str:
+    """The checksum a finished episode file carries in its attributes."""
     with h5py.File(path, "r") as file:
-        attrs = file[f"episode_{index}"].attrs
-        return int(attrs["total_steps"]), str(attrs["sha256"])
+        return str(file[f"episode_{index}"].attrs["sha256"])
 
 
 def merge_episodes(episode_files: list[Path], out: Path) -> None:
