@@ -151,3 +151,14 @@ def test_the_recorded_command_regenerates_the_committed_set(tmp_path, capsys):
     assert main(["evalset", "--env", "tworoom", "--out", str(tmp_path)]) == 0
     assert load_eval_set("tworoom", tmp_path).meta["sha256"] == committed.meta["sha256"]
     assert committed.meta["sha256"] in capsys.readouterr().out
+
+
+def test_every_registered_env_has_a_committed_set_from_its_standard_recipe():
+    from pathlib import Path
+
+    from wmbench.data.recipe import Recipe
+
+    assert set(HELD_OUT) == set(ENVS)
+    recipes = [Recipe.load(p) for p in Path(EVAL_DIR).parent.glob("*.toml") if not p.stem.endswith("-mini")]
+    assert {r.env: (r.policy, r.steps) for r in recipes} == {env: tuple(h) for env, h in HELD_OUT.items()}
+    assert all((EVAL_DIR / f"{env}.npz").is_file() and (EVAL_DIR / f"{env}.json").is_file() for env in ENVS)
