@@ -165,7 +165,7 @@ def cmd_datasets(args) -> None:
     if args.name is None:
         rows = catalog.local_datasets()
         if not rows:
-            print("no local datasets; make one with `wmbench collect --recipe datasets/pusht-mini.toml`")
+            print("no local datasets; make one with `wmbench collect --recipe datasets/pusht-weak-mini.toml`")
             return
         header = ("name", "env", "policy", "episodes", "steps", "size_mb", "status")
         table = [header] + [tuple(str(row[key]) for key in header) for row in rows]
