@@ -167,6 +167,11 @@ class WorldModelEnv(gym.Env):
         """Success by the env's rule, the reward, and diagnostics for the step's ``info``."""
         raise NotImplementedError
 
+    def goal_cost(self, state: np.ndarray, goal_state: np.ndarray) -> float:
+        """How far ``state`` is from ``goal_state`` in units of the success tolerances (about 1 at
+        the edge of success): the cost the oracle planner minimizes with the true simulator."""
+        raise NotImplementedError
+
     def _apply_variation(self) -> None:
         """React to a change of ``self.variation`` (rebuild geometry, caches)."""
 

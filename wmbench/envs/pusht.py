@@ -222,6 +222,12 @@ class PushTEnv(WorldModelEnv):
         success = pos_error < GOAL_POS_TOLERANCE and angle_error < GOAL_ANGLE_TOLERANCE
         return success, float(success), {"pos_error": pos_error, "angle_error": angle_error}
 
+    def goal_cost(self, state, goal_state):
+        if self.task == "coverage":
+            return (1.0 - self.coverage(state, goal_state)) / (1.0 - COVERAGE_THRESHOLD)
+        pos_error, angle_error = self.goal_errors(state, goal_state)
+        return pos_error / GOAL_POS_TOLERANCE + angle_error / GOAL_ANGLE_TOLERANCE
+
     @staticmethod
     def goal_errors(state, goal_state) -> tuple[float, float]:
         """Euclidean error of the 4-vector (agent xy, block xy) and the block angle error in [0, pi]."""

@@ -152,6 +152,9 @@ class ReacherEnv(MujocoEnv):
         success = error < SUCCESS_TOLERANCE
         return success, float(success), {"joint_error": error}
 
+    def goal_cost(self, state, goal_state):
+        return float(np.linalg.norm(angle_error(state[0:2], goal_state[0:2]))) / SUCCESS_TOLERANCE
+
     # ------------------------------------------------------------------ pixels
     def _pose(self, model, data, state):
         data.qpos[:] = state[0:2]

@@ -208,6 +208,9 @@ class TwoRoomEnv(WorldModelEnv):
         success = distance < SUCCESS_DISTANCE
         return success, float(success), {"pos_error": distance}
 
+    def goal_cost(self, state, goal_state):
+        return self.goal_distance(state, goal_state) / SUCCESS_DISTANCE
+
     @staticmethod
     def goal_distance(state, goal_state) -> float:
         return math.hypot(state[0] - goal_state[0], state[1] - goal_state[1])
