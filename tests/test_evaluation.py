@@ -1,0 +1,82 @@
+"""The evaluation harness: the oracle's ceiling, the random floor, a tiny exported model end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the harness needs the 'torch' extra")
+
+from wmbench.cli import main  # noqa: E402
+from wmbench.data.evalset import load_eval_set  # noqa: E402
+from wmbench.evaluation import EvalSettings, draw_pairs, evaluate  # noqa: E402
+from wmbench.results import validate, wilson_interval  # noqa: E402
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    # p = 5/10: center 0.5, half-width z/(1+z^2/n) * sqrt(p(1-p)/n + z^2/(4n^2)) = 0.2634
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(48, 50)[0] > 0.85 and wilson_interval(48, 50)[1] < 1.0
+
+
+def test_pairs_are_drawn_reproducibly_and_distinct():
+    evalset = load_eval_set("tworoom")
+    first, again = draw_pairs(evalset, 50, 42), draw_pairs(evalset, 50, 42)
+    assert np.array_equal(first, again) and len(set(first.tolist())) == 50
+    assert not np.array_equal(first, draw_pairs(evalset, 50, 43))
+    with pytest.raises(ValueError, match="has 200 pairs"):
+        draw_pairs(evalset, 201, 0)
+
+
+def oracle_settings(episodes: int) -> EvalSettings:
+    return EvalSettings(episodes=episodes, planner_options={"samples": 64, "iterations": 5, "elites": 8})
+
+
+# Measured over 50 episodes with this CPU CEM (64 x 5): Two-Room 100%, Push-T 72%; random 4% and 6%.
+@pytest.mark.parametrize(("env_name", "episodes", "at_least"), [("tworoom", 12, 11), ("pusht", 8, 5)])
+def test_the_oracle_solves_most_episodes(env_name, episodes, at_least):
+    results, _ = evaluate("oracle", env_name, oracle_settings(episodes), progress=False)
+    validate(results)
+    assert results["success"]["successes"] >= at_least, results["episodes"]
+
+
+@pytest.mark.parametrize("env_name", ["tworoom", "pusht"])
+def test_random_stays_near_the_floor(env_name):
+    oracle, _ = evaluate("oracle", env_name, oracle_settings(12), progress=False)
+    random, _ = evaluate("random", env_name, EvalSettings(episodes=12), progress=False)
+    validate(random)
+    assert random["success"]["rate"] <= 0.5 and random["success"]["rate"] < oracle["success"]["rate"]
+    assert random["timing"]["planning_calls"] == 2  # budget 50 = 10 blocks of 5; a plan of 5 blocks each time
+
+
+def test_end_to_end_eval_of_a_tiny_exported_model(tmp_path, capsys):
+    from wmbench.checkpoint import export
+    from wmbench.testing import TinyWorldModel
+
+    checkpoint = export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / "tiny.wmb")
+    out = tmp_path / "run"
+    argv = ["eval", "--model", str(checkpoint), "--env", "tworoom", "--episodes", "6", "--samples", "32",
+            "--iterations", "3", "--videos", "1", "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    validate(results)
+    assert results["model"]["source"] == "export" and len(results["model"]["sha256"]) == 64
+    assert results["protocol"]["eval_set"]["sha256"] == load_eval_set("tworoom").meta["sha256"]
+    assert results["planner"]["name"] == "cem" and results["success"]["episodes"] == 6
+    assert results["timing"]["planning_calls"] >= 1 and results["timing"]["episode_plan_mean_s"] > 0
+    assert (out / "summary.png").is_file() and len(list(out.glob("episode_00_*.gif"))) == 1
+    assert "success" in capsys.readouterr().out
+
+
+def test_a_model_for_another_action_size_is_refused(tmp_path, capsys):
+    from wmbench.checkpoint import export
+    from wmbench.testing import TinyWorldModel
+
+    checkpoint = export(TinyWorldModel(image_size=32, action_dim=5), tmp_path / "cube-sized.wmb")
+    assert main(["eval", "--model", str(checkpoint), "--env", "tworoom", "--episodes", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "action" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
