@@ -22,6 +22,16 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from wmbench.envs import ENVS, env_id, make, register_envs  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ENVS", "env_id", "make", "register_envs", "__version__"]
+__all__ = ["ENVS", "env_id", "make", "register_envs", "export", "load_model", "__version__"]
 
 register_envs()
+
+
+def __getattr__(name):
+    # The checkpoint functions need torch (the 'torch' extra): imported on first use, so that
+    # making envs and collecting data never import it.
+    if name in ("export", "load_model"):
+        from wmbench import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'wmbench' has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -193,6 +194,77 @@ def cmd_evalset(args) -> None:
     print(f"wrote {len(evalset.start_states)} start/goal pairs of {evalset.meta['env_id']} to {args.out} (sha256 {evalset.meta['sha256']})")
 
 
+def parse_options(pairs: list[str]) -> dict:
+    """``["samples=300", "temperature=0.5"]`` -> ``{"samples": 300, "temperature": 0.5}`` (values parsed as JSON)."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option {pair!r}: write KEY=VALUE, e.g. --option elites=30")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_eval(args) -> None:
+    from wmbench.evaluation import EvalSettings, episode_clip, evaluate, plot_summary
+    from wmbench.results import summary_text, validate
+
+    options = parse_options(args.option)
+    for key in ("samples", "iterations"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.model == "oracle" and args.planner == "cem":
+        options = {**ORACLE_CEM, **options}  # the true simulator is costly to sample on a CPU
+    settings = EvalSettings(episodes=args.episodes, budget=args.budget, seed=args.seed, planner=args.planner,
+                            horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
+    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
+    validate(results)
+    model_name = Path(args.model).stem if args.model not in ("oracle", "random") else args.model
+    out = args.out or Path("runs/eval") / f"{short_name(args.env)}_{model_name}_{args.planner}_seed{args.seed}"
+    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    written = [out / "results.json"]
+    if importlib.util.find_spec("matplotlib"):
+        written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
+    for i, episode in enumerate(run["episodes"][: args.videos]):
+        path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
+        atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run["goal_frames"][i]), tmp))
+        written.append(path)
+    print(summary_text(results))
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def cmd_voe(args) -> None:
+    from wmbench.checkpoint import load_model
+    from wmbench.evaluation import resolve_device
+    from wmbench.results import validate
+    from wmbench.voe import plot_voe, run_voe
+
+    device = resolve_device(args.device)
+    model = load_model(args.model, device=device, trust_code=args.trust_code)
+    kwargs = {k: getattr(args, k) for k in ("steps", "perturb_step") if getattr(args, k) is not None}
+    result = run_voe(model, short_name(args.env), episodes=args.episodes, seed=args.seed, device=device,
+                     model_info={"name": model.meta.name, "sha256": model.sha256}, **kwargs)
+    validate(result, "voe")
+    out = args.out or Path("runs/voe") / f"{short_name(args.env)}_{Path(args.model).stem}_seed{args.seed}"
+    atomic_write(out / "voe.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+    plotted = plot_voe(result, out / "voe.png")
+    print(json.dumps(result.get("summary", {}), indent=2))
+    print(f"wrote {out / 'voe.json'}" + (f" and {plotted}" if plotted else ""))
+
+
+def cmd_export(args) -> None:
+    from wmbench.checkpoint import export, load_model
+
+    model = load_model(args.model, trust_code=args.trust_code)
+    if model.module is None:
+        raise ValueError(f"{args.model} is already a self-contained wmbench checkpoint; nothing to export")
+    path = export(model.module, args.out, horizon=args.horizon)
+    print(f"wrote {path}: loads with `wmbench eval --model {path}` and no author code")
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -257,11 +329,59 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--verify", action="store_true", help="recompute every checksum against the manifest")
     datasets.set_defaults(run=cmd_datasets)
 
+    evaluation = commands.add_parser(
+        "eval", help="evaluate a world model by MPC on the frozen evaluation set: success, planning time, results JSON",
+        description="Plan with a world model (or the true simulator: --model oracle; random actions: --model random) "
+        "from the env's frozen start/goal pairs, all episodes in one batch, and write results.json, summary.png and "
+        "optional GIFs.")
+    evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle or random")
+    evaluation.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
+    evaluation.add_argument("--episodes", type=int, default=50, help="pairs drawn from the evaluation set (default 50)")
+    evaluation.add_argument("--budget", type=int, default=50, help="env steps per episode (default 50)")
+    evaluation.add_argument("--seed", type=int, default=42, help="which pairs, and the planner's seed (default 42)")
+    evaluation.add_argument("--planner", default="cem", choices=["cem", "mppi", "icem", "gd"], help="default cem")
+    evaluation.add_argument("--horizon", type=int, default=5, help="model steps planned (default 5)")
+    evaluation.add_argument("--replan-every", type=int, help="model steps executed between plans (default: the horizon)")
+    evaluation.add_argument("--samples", type=int, help="candidates per episode (planner default; the oracle's CEM: 64)")
+    evaluation.add_argument("--iterations", type=int, help="optimizer iterations (planner default; the oracle's CEM: 5)")
+    evaluation.add_argument("--option", action="append", metavar="KEY=VALUE", help="any other planner hyperparameter, repeatable")
+    evaluation.add_argument("--videos", type=int, default=0, help="write a GIF (agent | goal) of the first N episodes")
+    evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL_PLANNER_seedSEED)")
+    add_model_options(evaluation)
+    evaluation.set_defaults(run=cmd_eval)
+
+    voe = commands.add_parser("voe", help="violation of expectation: a model's surprise at teleports and recolors")
+    voe.add_argument("--model", required=True, help="a wmbench checkpoint (or a research spec with --trust-code)")
+    voe.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
+    voe.add_argument("--episodes", type=int, default=50, help="paired trajectories per perturbation (default 50)")
+    voe.add_argument("--steps", type=int, help="env steps per trajectory")
+    voe.add_argument("--perturb-step", type=int, help="env step at which the perturbation happens")
+    voe.add_argument("--seed", type=int, default=0, help="default 0")
+    voe.add_argument("--out", type=Path, help="output folder (default runs/voe/ENV_MODEL_seedSEED)")
+    add_model_options(voe)
+    voe.set_defaults(run=cmd_voe)
+
+    export = commands.add_parser("export", help="turn a research checkpoint into the self-contained format (no author code)")
+    export.add_argument("--model", required=True, help="a research spec JSON or pickle (needs --trust-code)")
+    export.add_argument("--out", type=Path, required=True, help="the checkpoint file to write")
+    export.add_argument("--horizon", type=int, default=5, help="longest rollout the export supports, in model steps (default 5)")
+    export.add_argument("--trust-code", action="store_true", help="required: loading a research checkpoint runs its code")
+    export.set_defaults(run=cmd_export)
+
     evalset = commands.add_parser("evalset", help="regenerate a frozen evaluation set (start/goal pairs) bit for bit")
     evalset.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
     evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
     evalset.set_defaults(run=cmd_evalset)
     return parser
+
+
+ORACLE_CEM = {"samples": 64, "iterations": 5, "elites": 8}
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow a checkpoint that runs its author's code (a module:factory spec or a pickle)")
 
 
 def policy_help() -> str:

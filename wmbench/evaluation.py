@@ -89,8 +89,9 @@ class LatentController:
         self.image_size = tuple(self.meta.image_size)
 
     def begin(self, goal_frames: np.ndarray) -> None:
+        frames = getattr(self.model, "encode_frames", None) or 1  # an export may fix how many frames encode takes
         with torch.no_grad():
-            self.goals = self._encode(goal_frames[:, None])[:, 0]
+            self.goals = self._encode(np.repeat(goal_frames[:, None], frames, axis=1))[:, -1]
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 1, 4, 2, 3)
