@@ -32,6 +32,7 @@ from wmbench.data.evalset import EvalSet, load_eval_set
 from wmbench.envs import ENVS, short_name
 from wmbench.planning import make_planner, shift_plan
 from wmbench.results import RESULTS_FORMAT, wilson_interval
+from wmbench.world_model import squared_l2_to_goal
 
 ORACLE_ACTION_BLOCK = 5  # env steps per planned block for the oracle and random controllers (the papers' frameskip)
 ORACLE_RESOLUTION = 64  # the oracle does not look at pixels; frames are only drawn for videos
@@ -85,6 +86,7 @@ class LatentController:
     def __init__(self, model, planner, device: torch.device):
         self.model, self.planner, self.device = model, planner, device
         self.meta = model.meta
+        self.cost = getattr(model, "cost", None) or squared_l2_to_goal  # cost is optional in the protocol
         self.action_block, self.history = self.meta.action_block, self.meta.history
         self.image_size = tuple(self.meta.image_size)
 
@@ -112,7 +114,7 @@ class LatentController:
             blocks = torch.cat([flat(past), meta.normalize_actions(actions.reshape(batch * samples, horizon, size)),
                                 actions.new_zeros(batch * samples, 1, size)], dim=1)
             predicted = model.rollout(flat(latents), blocks)
-            return model.cost(predicted, flat(goals)).reshape(batch, samples)
+            return self.cost(predicted, flat(goals)).reshape(batch, samples)
 
         init = torch.as_tensor(init, dtype=torch.float32, device=self.device)
         return self.planner.plan(cost, len(episodes), init=init, episode_ids=episodes).cpu().numpy()

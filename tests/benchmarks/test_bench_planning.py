@@ -191,3 +191,62 @@ def test_batched_replanning_round_against_one_episode_at_a_time(report):
     report(figures)
     assert batched.shape == alone.shape == (EPISODES, HORIZON, ACTION_BLOCK)
     assert speedup >= TARGET_SPEEDUP, f"batched round {batched_s:.2f} s, one at a time {alone_s:.2f} s: {speedup:.2f}x < {TARGET_SPEEDUP}x"
+
+
+def test_batched_planning_of_a_small_model_through_the_harness(report):
+    """The same comparison for a small model (``wmbench.testing.TinyWorldModel``, history 3, 64 px),
+    through the harness's own ``LatentController``, with the full CEM (300 x 30) and 50 episodes.
+    Here a CPU spends a share of its time on per-call overhead, which batching removes, but even
+    this model's 300 candidates per episode are enough work that the gain stays under 2x (measured
+    1.8-1.9x): the issue's >= 3x CPU target is out of reach for this size too. The check is that
+    batching pays at all (> 1x), and that it changes no plan."""
+    import numpy as np
+
+    from wmbench.evaluation import LatentController
+    from wmbench.testing import TinyWorldModel
+
+    episodes, device = 50, torch.device("cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = TinyWorldModel(image_size=64, history=HISTORY, action_dim=2).eval()
+        rng = np.random.default_rng(0)
+        frames = rng.integers(0, 256, (episodes, HISTORY, 64, 64, 3), dtype=np.uint8)
+        goals = rng.integers(0, 256, (episodes, 64, 64, 3), dtype=np.uint8)
+        past = rng.uniform(-1, 1, (episodes, HISTORY - 1, ACTION_BLOCK)).astype(np.float32)
+        init = np.zeros((episodes, HORIZON, ACTION_BLOCK), np.float32)
+
+        def controller():  # a fresh planner: each episode's noise depends on how many plans it has had
+            made = LatentController(model, make_planner("cem", HORIZON, ACTION_BLOCK, seed=0), device)
+            made.begin(goals)
+            return made
+
+        def plan(planning, chosen):
+            chosen = np.asarray(chosen)
+            return planning.plan(chosen, frames[chosen], past[chosen], None, init[chosen])
+
+        plan(controller(), [0])  # warm up
+        together, one_by_one = controller(), controller()
+        start = time.perf_counter()
+        batched = plan(together, range(episodes))
+        batched_s = time.perf_counter() - start
+        start = time.perf_counter()
+        alone = np.concatenate([plan(one_by_one, [e]) for e in range(episodes)])
+        alone_s = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    speedup = alone_s / batched_s
+    report({
+        "device": "cpu (one core, one torch thread)",
+        "model": {"name": "TinyWorldModel", "parameters": sum(p.numel() for p in model.parameters()), "image_size": 64, "history": HISTORY},
+        "run": {"episodes": episodes, "planner": "cem", "samples": 300, "iterations": 30, "horizon": HORIZON},
+        "round_batched_s": batched_s,
+        "round_one_at_a_time_s": alone_s,
+        "speedup": speedup,
+        "issue_target_speedup_cpu": 3.0,
+        "plans_max_difference_batched_vs_alone": float(np.abs(batched - alone).max()),
+    })
+    # the same noise; only the model's float rounding differs between batch sizes, and it can move
+    # an elite choice a little (measured 0.003 at most)
+    assert np.allclose(batched, alone, atol=1e-2)
+    assert speedup > 1.0, f"batched {batched_s:.2f} s, one at a time {alone_s:.2f} s: batching does not pay"
