@@ -92,3 +92,35 @@ def test_the_shipped_checkpoint_evaluates_on_pusht_with_the_defaults(tmp_path):
     validate(results)
     assert results["planner"]["samples"] == 300 and results["planner"]["iterations"] == 30  # REFERENCE.md s.1
     assert results["model"]["meta"]["image_size"] == [64, 64] and results["env"]["id"] == "wmbench/PushT-v0"
+
+
+def test_export_command_needs_trust_and_makes_a_self_contained_checkpoint(tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    from wmbench.checkpoint import load_model
+    from wmbench.testing import TinyWorldModel
+
+    save_file(TinyWorldModel(seed=3).state_dict(), tmp_path / "weights.safetensors")
+    spec = tmp_path / "model.json"
+    spec.write_text(json.dumps({"factory": "wmbench.testing:TinyWorldModel", "config": {}, "weights": "weights.safetensors"}))
+    assert main(["export", "--model", str(spec), "--out", str(tmp_path / "m.wmb")]) == 2
+    assert "--trust-code" in capsys.readouterr().err and not (tmp_path / "m.wmb").exists()
+    assert main(["export", "--model", str(spec), "--trust-code", "--out", str(tmp_path / "m.wmb")]) == 0
+    exported, original = load_model(tmp_path / "m.wmb"), TinyWorldModel(seed=3)
+    pixels = torch.randint(0, 256, (2, 1, 3, 32, 32), dtype=torch.uint8)
+    assert exported.source == "export" and torch.allclose(exported.encode(pixels), original.encode(pixels), atol=1e-6)
+    assert main(["export", "--model", str(tmp_path / "m.wmb"), "--out", str(tmp_path / "again.wmb")]) == 2
+    assert "already a self-contained" in capsys.readouterr().err
+
+
+def test_voe_command_writes_curves_that_validate(tmp_path, capsys):
+    from wmbench.checkpoint import export
+    from wmbench.testing import TinyWorldModel
+
+    checkpoint = export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / "tiny.wmb")
+    out = tmp_path / "voe"
+    assert main(["voe", "--model", str(checkpoint), "--env", "tworoom", "--episodes", "4", "--out", str(out), "--device", "cpu"]) == 0
+    result = json.loads((out / "voe.json").read_text())
+    validate(result, "voe")
+    assert {"teleport", "recolor"} <= set(result["summary"]) and (out / "voe.png").is_file()
