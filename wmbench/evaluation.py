@@ -326,9 +326,20 @@ def json_meta(meta) -> dict[str, Any]:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine())
     return {"type": device.type, "name": name, "torch": torch.__version__,
             "threads": torch.get_num_threads() if device.type == "cpu" else None}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as file:
+            return file.read().splitlines()
+    except OSError:
+        return []
 
 
 def episode_clip(frames: list[np.ndarray], goal: np.ndarray) -> list[np.ndarray]:
