@@ -216,8 +216,6 @@ def cmd_eval(args) -> None:
     for key in ("samples", "iterations"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    if args.model == "oracle" and args.planner == "cem":
-        options = {**ORACLE_CEM, **options}  # the true simulator is costly to sample on a CPU
     settings = EvalSettings(episodes=args.episodes, budget=args.budget, seed=args.seed, planner=args.planner,
                             horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
     results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
@@ -373,9 +371,6 @@ def build_parser() -> argparse.ArgumentParser:
     evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
     evalset.set_defaults(run=cmd_evalset)
     return parser
-
-
-ORACLE_CEM = {"samples": 64, "iterations": 5, "elites": 8}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -36,6 +36,7 @@ from wmbench.world_model import squared_l2_to_goal
 
 ORACLE_ACTION_BLOCK = 5  # env steps per planned block for the oracle and random controllers (the papers' frameskip)
 ORACLE_RESOLUTION = 64  # the oracle does not look at pixels; frames are only drawn for videos
+ORACLE_CEM = {"samples": 64, "iterations": 5, "elites": 8}  # the true simulator is costly to sample on a CPU
 
 
 @dataclass
@@ -252,9 +253,9 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
     env_id = ENVS[name].id
     action_dim = len(evalset.actions[0, 0])
 
-    def planner(block: int, device: torch.device):
-        return make_planner(settings.planner, settings.horizon, block * action_dim, seed=settings.seed,
-                            device=device, **settings.planner_options)
+    def planner(block: int, device: torch.device, defaults: dict | None = None):
+        options = {**(defaults or {}), **settings.planner_options}
+        return make_planner(settings.planner, settings.horizon, block * action_dim, seed=settings.seed, device=device, **options)
 
     if model == "random":
         controller = RandomController(settings.horizon, action_dim, settings.seed)
@@ -262,7 +263,7 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
         planner_config = {"name": "random", "horizon": settings.horizon}
         device = torch.device("cpu")
     elif model == "oracle":
-        chosen = planner(ORACLE_ACTION_BLOCK, torch.device("cpu"))
+        chosen = planner(ORACLE_ACTION_BLOCK, torch.device("cpu"), ORACLE_CEM if settings.planner == "cem" else None)
         if chosen.differentiable:
             raise ValueError(f"--planner {settings.planner} needs a differentiable cost; the oracle's simulator is not: use cem, mppi or icem")
         controller = SimulatorController(name, chosen, evalset.goal_states[pairs])
