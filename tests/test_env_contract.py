@@ -103,6 +103,17 @@ def test_start_at_goal_is_reported_and_terminates(env_id):
     assert not patient.step(np.zeros(env.action_space.shape))[2]
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_goal_cost_ranks_the_goal_below_a_random_start(env_id):
+    """The oracle planner's cost: finite, non-negative, and lower at the goal than at a sampled start."""
+    env = make(env_id, obs_type="state")
+    for seed in range(5):
+        _, info = env.reset(seed=seed)
+        start, goal = env.get_state(), info["goal_state"]
+        at_start, at_goal = env.goal_cost(start, goal), env.goal_cost(goal, goal)
+        assert np.isfinite(at_start) and 0 <= at_goal < at_start
+
+
 # A seeded rollout's observation bytes, hashed; run here and in fresh interpreters.
 DIGEST = """
 import hashlib, gymnasium as gym, numpy as np, wmbench
