@@ -1,0 +1,1 @@
+"""Reference world models trained on the standard datasets (see README.md)."""
