@@ -86,12 +86,13 @@ def test_the_shipped_checkpoint_evaluates_on_pusht_with_the_defaults(tmp_path):
     """The README's main job, on fewer episodes: the committed checkpoint through the real pipeline."""
     from pathlib import Path
 
-    checkpoint = Path(__file__).parents[1] / "baselines" / "tiny" / "pusht-tiny.wmb"
-    assert main(["eval", "--model", str(checkpoint), "--env", "pusht", "--episodes", "5", "--out", str(tmp_path)]) == 0
+    checkpoint = Path(__file__).parents[1] / "baselines" / "lewm" / "checkpoints" / "pusht-cpu.wmb"
+    assert main(["eval", "--model", str(checkpoint), "--env", "pusht", "--episodes", "2", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     validate(results)
     assert results["planner"]["samples"] == 300 and results["planner"]["iterations"] == 30  # REFERENCE.md s.1
     assert results["model"]["meta"]["image_size"] == [64, 64] and results["env"]["id"] == "wmbench/PushT-v0"
+    assert results["model"]["name"] == "lewm-cpu" and results["model"]["parameters"] == 1_852_032
 
 
 def test_export_command_needs_trust_and_makes_a_self_contained_checkpoint(tmp_path, capsys):
