@@ -194,7 +194,9 @@ def run_mpc(env_name: str, controller, settings: EvalSettings, evalset: EvalSet,
 
     plans = np.zeros((len(pairs), settings.horizon, size), np.float32)
     plan_times, env_seconds, step, next_block = [], 0.0, 0, settings.horizon
-    bar = tqdm(total=settings.budget, desc=f"eval {env_name}", unit="env step", disable=not progress, leave=False)
+    # One tick per replanning round (plan, then execute it): rounds cost about the same, so the ETA holds.
+    rounds = -(-settings.budget // (block * settings.replan_every))
+    bar = tqdm(total=rounds, desc=f"eval {env_name}", unit="round", disable=not progress, leave=False)
     start = time.perf_counter()
     while step < settings.budget:
         active = np.array([i for i, e in enumerate(episodes) if e.success_step is None])
@@ -211,6 +213,7 @@ def run_mpc(env_name: str, controller, settings: EvalSettings, evalset: EvalSet,
             synchronize(device)
             plan_times.append((time.perf_counter() - began, int(active.size)))
             next_block = 0
+            bar.update()
         began, last_frames = time.perf_counter(), {}
         for j in range(block):
             if step >= settings.budget:
@@ -225,12 +228,13 @@ def run_mpc(env_name: str, controller, settings: EvalSettings, evalset: EvalSet,
                     episodes[i].video.append(obs["pixels"])
                 if info["success"]:
                     episodes[i].success_step = step
-            bar.update()
         for i in active:
             episodes[i].frames.append(last_frames[i])
             episodes[i].past_blocks.append(plans[i, next_block])
         env_seconds += time.perf_counter() - began
         next_block += 1
+        solved = sum(e.success_step is not None for e in episodes)
+        bar.set_postfix_str(f"env step {step}/{settings.budget}, solved {solved}/{len(episodes)}")
     wall = time.perf_counter() - start
     bar.close()
     for env in envs:
