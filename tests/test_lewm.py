@@ -123,7 +123,7 @@ def test_export_round_trip_gives_the_same_outputs(tmp_path):
 
 CONFIG = """
 [data]
-dataset = "lewm-tiny-v0"
+dataset = "tiny-tworoom-v0"
 resolution = 32
 history = 1
 predictions = 1
@@ -163,15 +163,10 @@ seed = 0
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    from wmbench.data import Recipe
-    from wmbench.data.collect import collect
-
-    root = tmp_path_factory.mktemp("minari")
+def tiny_dataset(tiny_tworoom_root):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        collect(Recipe(name="lewm-tiny-v0", env="tworoom", policy="expert", episodes=8, steps=40, resolution=32), progress=False)
-        config = root / "tiny.toml"
+        patch.setenv("MINARI_DATASETS_PATH", str(tiny_tworoom_root))
+        config = tiny_tworoom_root / "lewm.toml"
         config.write_text(CONFIG)
         yield config
 
@@ -199,7 +194,7 @@ def test_training_lowers_the_loss_without_collapse(trained):
     checkpoint = torch.load(trained / "checkpoint.pt", weights_only=True)
     model = LeWM(image_size=32, history=1, action_block=5, action_dim=2, max_frames=1, **checkpoint["config"]["model"])
     model.load_state_dict(checkpoint["model"])
-    frames = WindowDataset("lewm-tiny-v0", history=1, predictions=0, frameskip=5, keys=("pixels",))
+    frames = WindowDataset("tiny-tworoom-v0", history=1, predictions=0, frameskip=5, keys=("pixels",))
     pixels = torch.stack([frames[i]["pixels"] for i in range(0, len(frames), 2)])
     with torch.no_grad():
         latents = model.train().encode(pixels).flatten(0, 1)
