@@ -1,0 +1,33 @@
+"""Every shipped baseline config builds its model, and the paper configs have the published sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baselines.lewm.train import LEWM
+from baselines.pldm.train import PLDM_BASELINE
+from baselines.training import tomllib
+
+BASELINES = {"lewm": LEWM, "pldm": PLDM_BASELINE}
+CONFIGS = sorted(Path(__file__).parents[1].glob("baselines/*/configs/*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: f"{path.parents[1].name}/{path.name}")
+def test_config_builds_its_model(path):
+    baseline = BASELINES[path.parents[1].name]
+    config = tomllib.loads(path.read_text())
+    assert {"dataset", "resolution", "history", "predictions", "frameskip"} <= set(config["data"])
+    facts = dict(image_size=config["data"]["resolution"], history=config["data"]["history"], action_block=config["data"]["frameskip"], action_dim=2)
+    counts = baseline.parameters(baseline.build(config, facts))
+    assert counts["total"] > 0
+    if baseline is LEWM and path.stem == "paper":
+        # REFERENCE.md section 8: ViT-tiny encoder ~5M, predictor ~10M ("15M params")
+        assert 4.5e6 < counts["encoder"] < 7e6 and 9e6 < counts["predictor"] < 11e6, counts
+    if config["data"]["resolution"] == 224:
+        assert config["train"]["batch_size"] == 128 and config["train"]["bf16"] and config["data"]["frameskip"] == 5
+
+
+def test_both_baselines_have_a_cpu_and_a_paper_config():
+    assert {f"{path.parents[1].name}/{path.stem}" for path in CONFIGS} >= {"lewm/cpu", "lewm/paper", "pldm/cpu", "pldm/paper"}
