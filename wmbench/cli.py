@@ -20,6 +20,8 @@ from wmbench.files import atomic_write
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, policy_names
 
+LEADERBOARD = Path("leaderboard/leaderboard.json")
+
 
 @dataclass
 class Rollout:
@@ -263,6 +265,37 @@ def cmd_export(args) -> None:
     print(f"wrote {path}: loads with `wmbench eval --model {path}` and no author code")
 
 
+def cmd_submit(args) -> None:
+    from wmbench.leaderboard import submit
+
+    authors = [name.strip() for name in args.authors.split(",") if name.strip()] if args.authors else []
+    entry = submit(args.results, args.leaderboard, name=args.name, authors=authors, links=args.url, custom=args.custom)
+    low, high = entry["success"]["ci95"]
+    print(f"accepted into the {entry['table']} table of {args.leaderboard}: {entry['model']} on {entry['env']}, "
+          f"{100 * entry['success']['rate']:.1f}% ({100 * low:.1f}-{100 * high:.1f}); render it with `wmbench leaderboard`")
+
+
+def cmd_leaderboard(args) -> None:
+    from wmbench.leaderboard import load_board
+    from wmbench.leaderboard_page import render_html, render_markdown
+
+    board = load_board(args.leaderboard)
+    out = args.out or args.leaderboard.parent
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "index.html", lambda tmp: tmp.write_text(render_html(board)))
+    markdown = render_markdown(board)
+    atomic_write(out / "leaderboard.md", lambda tmp: tmp.write_text(markdown))
+    print(f"wrote {out / 'index.html'} (open it in a browser) and {out / 'leaderboard.md'}: {len(board['entries'])} entries")
+    if args.readme:
+        text = args.readme.read_text()
+        start, end = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{args.readme} has no {start} ... {end} block to fill; add those two lines where the table goes")
+        before, rest = text.split(start, 1)
+        atomic_write(args.readme, lambda tmp: tmp.write_text(f"{before}{start}\n{markdown}{end}{rest.split(end, 1)[1]}"))
+        print(f"updated the leaderboard table in {args.readme}")
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -370,6 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
     evalset.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
     evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
     evalset.set_defaults(run=cmd_evalset)
+
+    submit = commands.add_parser("submit", help="check a results JSON against its outcomes and the standard protocol; add it to the leaderboard")
+    submit.add_argument("results", type=Path, help="the results.json that `wmbench eval` wrote")
+    submit.add_argument("--name", help="the model's name on the leaderboard (default: the checkpoint's)")
+    submit.add_argument("--authors", help="comma-separated author names")
+    submit.add_argument("--url", action="append", default=[], help="a link to the paper or code (repeatable)")
+    submit.add_argument("--custom", action="store_true", help="accept non-standard settings into the separate custom-protocol table")
+    submit.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to merge into (default {LEADERBOARD})")
+    submit.set_defaults(run=cmd_submit)
+
+    leaderboard = commands.add_parser("leaderboard", help="render the leaderboard: a static HTML page and a Markdown table")
+    leaderboard.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to render (default {LEADERBOARD})")
+    leaderboard.add_argument("--out", type=Path, help="folder for index.html and leaderboard.md (default: the board's)")
+    leaderboard.add_argument("--readme", type=Path, help="also replace the table between <!-- leaderboard:start/end --> in this file")
+    leaderboard.set_defaults(run=cmd_leaderboard)
     return parser
 
 

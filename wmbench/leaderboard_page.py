@@ -1,0 +1,406 @@
+"""The leaderboard as one static HTML page (tables, a success-vs-planning-time plot) and as Markdown.
+
+The board is the JSON of ``schemas/leaderboard.schema.json``. Per env: the standard entries ranked
+by success, the oracle and random bounds, the custom-protocol entries apart, and a plot of success
+against planning time. The page is self-contained: inline CSS, SVG and a small script, no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from html import escape
+from typing import Any, Callable
+
+DISPLAY_NAMES = {"pusht": "Push-T", "tworoom": "Two-Room", "reacher": "Reacher", "cube": "Cube"}
+MIN_PLOT_SECONDS = 1e-3  # the log axis puts faster plans at one millisecond
+
+Entry = dict[str, Any]
+Scale = Callable[[float], float]
+
+# ---------------------------------------------------------------------- data
+
+
+def env_order(entries: list[Entry]) -> list[str]:
+    """The four wmbench envs first (always, so a new board shows where to submit), then others alphabetically."""
+    others = sorted({entry["env"] for entry in entries} - DISPLAY_NAMES.keys())
+    return [*DISPLAY_NAMES, *others]
+
+
+def display_name(env: str) -> str:
+    """``Push-T`` for ``pusht``; an unknown env keeps its own name."""
+    return DISPLAY_NAMES.get(env, env)
+
+
+def by_success(entries: list[Entry]) -> list[Entry]:
+    """Best success first; ties go to the faster planner, then by name."""
+    return sorted(entries, key=lambda e: (-e["success"]["rate"], e["planning"]["episode_plan_s"], e["model"]))
+
+
+def rank(entry: Entry, entries: list[Entry]) -> int:
+    """Competition rank by success rate: equal rates share a rank (1, 2, 2, 4)."""
+    return 1 + sum(other["success"]["rate"] > entry["success"]["rate"] for other in entries)
+
+
+def table_of(entries: list[Entry], env: str, table: str) -> list[Entry]:
+    """One env's entries of one table (standard, custom or reference), best first."""
+    return by_success([e for e in entries if e["env"] == env and e["table"] == table])
+
+
+def first_link(entry: Entry) -> str | None:
+    """The entry's first link, if it is a web address (anything else is never made clickable)."""
+    links = [link for link in entry["links"] if link.startswith(("https://", "http://"))]
+    return links[0] if links else None
+
+
+# ---------------------------------------------------------------------- text
+
+
+def percent(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
+
+
+def interval_text(entry: Entry) -> str:
+    """``(12.8–35.2)``: the Wilson 95% interval in percent."""
+    lo, hi = entry["success"]["ci95"]
+    return f"({100 * lo:.1f}–{100 * hi:.1f})"
+
+
+def success_text(entry: Entry) -> str:
+    """``22.0% (12.8–35.2)``."""
+    return f"{percent(entry['success']['rate'])} {interval_text(entry)}"
+
+
+def seconds(value: float) -> str:
+    """Three significant digits without an exponent: 0.0123, 2.51, 123, 1234."""
+    if value <= 0:
+        return "0"
+    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f}"
+
+
+def parameters_text(count: int | None) -> str:
+    """``1.85M``; an em dash when the submitter did not say."""
+    if count is None:
+        return "—"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            return f"{count / scale:.3g}{suffix}"
+    return str(count)
+
+
+def deviations_text(deviations: dict[str, list[Any]]) -> str:
+    """``budget: 50 → 100; horizon: 5 → 8``."""
+    return "; ".join(f"{setting}: {standard} → {submitted}" for setting, (standard, submitted) in sorted(deviations.items()))
+
+
+def bounds_text(references: list[Entry]) -> str:
+    """``oracle 96.0% (91.2–98.4), random 2.0% (0.4–7.0)``."""
+    return ", ".join(f"{ref['model']} {success_text(ref)}" for ref in by_success(references))
+
+
+# ---------------------------------------------------------------------- HTML
+
+STYLE = """
+:root { --text: #1f2328; --muted: #656d76; --line: #d8dee4; --soft: #f6f8fa; --accent: #2f5fb3; --custom: #b7600e; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--text); background: #fff; line-height: 1.45;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1240px; margin: 0 auto; padding: 32px 28px 64px; }
+header h1 { margin: 0 0 4px; font-size: 28px; font-weight: 650; letter-spacing: -0.01em; }
+header p { margin: 4px 0; color: var(--muted); }
+nav { margin: 14px 0 8px; display: flex; gap: 6px; flex-wrap: wrap; }
+nav a { padding: 3px 12px; border: 1px solid var(--line); border-radius: 999px; color: var(--text); text-decoration: none; font-size: 14px; }
+nav a:hover { background: var(--soft); }
+section { margin-top: 40px; padding-top: 8px; border-top: 1px solid var(--line); }
+h2 { font-size: 22px; font-weight: 620; margin: 12px 0 12px; }
+h3 { font-size: 15px; font-weight: 620; margin: 24px 0 8px; color: var(--custom); }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+thead th { font-weight: 600; color: var(--muted); font-size: 12.5px; text-transform: uppercase; letter-spacing: 0.03em;
+  border-bottom: 2px solid var(--line); vertical-align: bottom; white-space: nowrap; }
+thead .sub { display: block; text-transform: none; letter-spacing: 0; font-weight: 400; font-size: 12px; }
+tbody tr:hover { background: var(--soft); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+td.model { font-weight: 600; min-width: 10em; }
+td.planner, td.date { white-space: nowrap; }
+td.model a { color: var(--accent); text-decoration: none; }
+td.model a:hover { text-decoration: underline; }
+.device { display: block; color: var(--muted); font-size: 12px; white-space: normal; }
+.ci { color: var(--muted); }
+th button { all: unset; cursor: pointer; }
+th button:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+th[data-sort] .label::after { content: "↕"; margin-left: 4px; opacity: 0.35; }
+th[aria-sort="ascending"] .label::after { content: "▲"; opacity: 1; }
+th[aria-sort="descending"] .label::after { content: "▼"; opacity: 1; }
+th[aria-sort] { color: var(--text); }
+.bounds { margin: 10px 0 0; color: var(--muted); font-size: 14px; }
+.bounds b { color: var(--text); font-weight: 600; }
+.empty { padding: 18px; background: var(--soft); border-radius: 6px; color: var(--muted); text-align: center; }
+.custom table { font-size: 13.5px; }
+figure { margin: 24px 0 0; }
+figure svg { width: 100%; max-width: 940px; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+footer { margin-top: 48px; color: var(--muted); font-size: 13px; }
+"""
+
+SCRIPT = """
+for (const header of document.querySelectorAll("th[data-sort]")) {
+  header.querySelector("button").addEventListener("click", () => sortBy(header));
+}
+function sortBy(header) {
+  const table = header.closest("table");
+  const key = header.dataset.sort;
+  const current = header.getAttribute("aria-sort");
+  const descending = current ? current === "ascending" : header.dataset.first === "descending";
+  const value = row => Number(row.querySelector(`td[data-key="${key}"]`).dataset.value);
+  const rows = Array.from(table.tBodies[0].rows);
+  rows.sort((a, b) => (descending ? value(b) - value(a) : value(a) - value(b)) || a.dataset.order - b.dataset.order);
+  table.tBodies[0].append(...rows);
+  for (const other of table.querySelectorAll("th[data-sort]")) other.removeAttribute("aria-sort");
+  header.setAttribute("aria-sort", descending ? "descending" : "ascending");
+}
+"""
+
+# The page may run its own script and nothing else: no injected script, no request of any kind.
+CONTENT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    f"script-src 'sha256-{base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()}'"
+)
+
+
+def render_html(board: dict[str, Any]) -> str:
+    """The whole leaderboard as one self-contained HTML page."""
+    envs = env_order(board["entries"])
+    nav = "".join(f'<a href="#{escape(env)}">{escape(display_name(env))}</a>' for env in envs)
+    sections = "\n".join(env_section(board["entries"], env) for env in envs)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>wmbench leaderboard</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>wmbench leaderboard</h1>
+<p>Protocol version <b data-protocol-version>{int(board["protocol_version"])}</b>.
+Success rate on each environment's standard evaluation set, with its Wilson 95% interval; planning time is the mean
+wall time of one episode-plan on the device shown.</p>
+<nav>{nav}</nav>
+</header>
+{sections}
+<footer>Generated by <code>wmbench</code> from the leaderboard JSON. Oracle and random are the reference bounds of each environment.</footer>
+</main>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def env_section(entries: list[Entry], env: str) -> str:
+    """One env: its standard table (or 'no submissions yet'), bounds, custom table and plot."""
+    standard, custom, references = (table_of(entries, env, table) for table in ("standard", "custom", "reference"))
+    parts = [f'<section id="{escape(env)}" data-env="{escape(env)}">', f"<h2>{escape(display_name(env))}</h2>"]
+    parts.append(results_table(standard, env, "standard") if standard else '<p class="empty">No submissions yet.</p>')
+    if references:
+        parts.append(f'<p class="bounds" data-env="{escape(env)}"><b>Reference bounds:</b> {escape(bounds_text(references))}</p>')
+    if custom:
+        parts.append('<div class="custom"><h3>Custom protocol (not comparable with the table above)</h3>'
+                     f'{results_table(custom, env, "custom")}</div>')
+    if standard or custom:
+        parts.append(f"<figure>{plot_svg(standard, custom, references, env)}"
+                     "<figcaption>Success rate against planning time per episode-plan (log scale); bars: 95% intervals.</figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def results_table(entries: list[Entry], env: str, table: str) -> str:
+    """A ranked table, sortable by success and by planning time; custom tables add the deviations."""
+    deviations = table == "custom"
+    head = (
+        '<th class="num">Rank</th><th>Model</th>'
+        + sort_header("success", "Success", "95% interval", "descending", active=True)
+        + '<th class="num">Episodes</th>'
+        + sort_header("planning", "Planning", "per episode-plan", "ascending", active=False)
+        + '<th class="num">Parameters</th><th>Planner</th><th>Date</th><th>Authors</th>'
+        + ("<th>Deviations</th>" if deviations else "")
+    )
+    rows = "\n".join(table_row(entry, order, rank(entry, entries), deviations) for order, entry in enumerate(entries))
+    return (f'<div class="table-wrap"><table data-env="{escape(env)}" data-table="{table}">'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>")
+
+
+def sort_header(key: str, label: str, note: str, first: str, active: bool) -> str:
+    """A header whose button sorts the table by ``key``, ``first`` direction on the first click."""
+    current = f' aria-sort="{first}"' if active else ""
+    return (f'<th class="num" data-sort="{key}" data-first="{first}"{current}><button type="button">'
+            f'<span class="label">{label}</span><span class="sub">{note}</span></button></th>')
+
+
+def table_row(entry: Entry, order: int, position: int, deviations: bool) -> str:
+    """One entry; the sortable cells carry their raw numbers in ``data-value``."""
+    model, link = escape(entry["model"]), first_link(entry)
+    name = f'<a href="{escape(link)}">{model}</a>' if link else model
+    rate = entry["success"]["rate"]
+    plan_s = entry["planning"]["episode_plan_s"]
+    cells = [
+        f'<td class="num">{position}</td>',
+        f'<td class="model">{name}</td>',
+        f'<td class="num" data-key="success" data-value="{rate!r}">{percent(rate)} <span class="ci">{interval_text(entry)}</span></td>',
+        f'<td class="num">{entry["success"]["episodes"]}</td>',
+        f'<td class="num" data-key="planning" data-value="{plan_s!r}">{seconds(plan_s)} s'
+        f'<span class="device">{escape(entry["planning"]["device"])}</span></td>',
+        f'<td class="num">{parameters_text(entry["parameters"])}</td>',
+        f'<td class="planner">{escape(entry["planner"])}</td>',
+        f'<td class="date">{escape(entry["date"])}</td>',
+        f'<td>{escape(", ".join(entry["authors"]))}</td>',
+    ]
+    if deviations:
+        cells.append(f'<td>{escape(deviations_text(entry["deviations"]))}</td>')
+    return f'<tr data-model="{model}" data-order="{order}">{"".join(cells)}</tr>'
+
+
+# ---------------------------------------------------------------------- plot
+
+WIDTH, HEIGHT = 940, 420
+LEFT, RIGHT, TOP, BOTTOM = 64, 916, 40, 364  # the plot area inside the SVG
+
+
+def log_span(times: list[float]) -> tuple[float, float]:
+    """The log10 range of the x axis: the data with a margin, never empty (equal times still get a span)."""
+    lo, hi = math.log10(min(times)), math.log10(max(times))
+    margin = max(0.12 * (hi - lo), 0.3)
+    return lo - margin, hi + margin
+
+
+def time_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 steps over up to three decades, powers of ten beyond."""
+    steps = (1, 2, 5) if hi - lo <= 3 else (1,)
+    ticks = (step * 10.0**k for k in range(math.floor(lo), math.ceil(hi) + 1) for step in steps)
+    return [tick for tick in ticks if lo <= math.log10(tick) <= hi]
+
+
+def plot_svg(standard: list[Entry], custom: list[Entry], references: list[Entry], env: str) -> str:
+    """Success (with its 95% interval) against planning time on a log axis, the bounds as dashed lines."""
+    plotted = [(entry, "standard") for entry in standard] + [(entry, "custom") for entry in custom]
+    lo, hi = log_span([max(entry["planning"]["episode_plan_s"], MIN_PLOT_SECONDS) for entry, _ in plotted])
+
+    def x(plan_s: float) -> float:
+        return LEFT + (math.log10(max(plan_s, MIN_PLOT_SECONDS)) - lo) / (hi - lo) * (RIGHT - LEFT)
+
+    def y(rate: float) -> float:
+        return BOTTOM - rate * (BOTTOM - TOP)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" data-env="{escape(env)}" '
+             f'aria-label="{escape(display_name(env))}: success against planning time" font-family="system-ui, sans-serif" font-size="12">']
+    parts += axes(time_ticks(lo, hi), x, y)
+    parts += [reference_line(ref, y(ref["success"]["rate"])) for ref in by_success(references)]
+    parts += [point(entry, table, x(entry["planning"]["episode_plan_s"]), y) for entry, table in plotted]
+    parts.append(legend(bool(custom)))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def axes(ticks: list[float], x: Scale, y: Scale) -> list[str]:
+    """Grid, tick labels and axis titles."""
+    parts = []
+    for percent_tick in range(0, 101, 20):
+        py = y(percent_tick / 100)
+        parts.append(f'<line x1="{LEFT}" x2="{RIGHT}" y1="{py:.1f}" y2="{py:.1f}" stroke="#eaeef2"/>')
+        parts.append(f'<text x="{LEFT - 8}" y="{py + 4:.1f}" text-anchor="end" fill="#656d76">{percent_tick}%</text>')
+    for tick in ticks:
+        px = x(tick)
+        parts.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" y2="{BOTTOM}" stroke="#eaeef2"/>')
+        parts.append(f'<text x="{px:.1f}" y="{BOTTOM + 18}" text-anchor="middle" fill="#656d76">{tick:g} s</text>')
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" fill="none" stroke="#aab3bd"/>')
+    parts.append(f'<text x="{(LEFT + RIGHT) / 2}" y="{HEIGHT - 14}" text-anchor="middle" fill="#1f2328">'
+                 "planning time per episode-plan (log scale)</text>")
+    parts.append(f'<text transform="translate(16 {(TOP + BOTTOM) / 2}) rotate(-90)" text-anchor="middle" fill="#1f2328">success rate</text>')
+    return parts
+
+
+def reference_line(reference: Entry, py: float) -> str:
+    """A bound as a dashed line across the plot, labelled with its name and rate."""
+    model = escape(reference["model"])
+    return (f'<g class="reference" data-model="{model}">'
+            f'<line x1="{LEFT}" x2="{RIGHT}" y1="{py:.1f}" y2="{py:.1f}" stroke="#6e7781" stroke-width="1.2" stroke-dasharray="6 4"/>'
+            f'<text x="{RIGHT - 6}" y="{py - 5:.1f}" text-anchor="end" fill="#57606a" font-style="italic">'
+            f'{model} {percent(reference["success"]["rate"])}</text></g>')
+
+
+def point(entry: Entry, table: str, px: float, y: Scale) -> str:
+    """One entry: a marker (circle: standard, hollow diamond: custom), its error bar and its name."""
+    color = "#2f5fb3" if table == "standard" else "#b7600e"
+    lo, hi = (y(bound) for bound in entry["success"]["ci95"])
+    py = y(entry["success"]["rate"])
+    if table == "standard":
+        marker = f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{color}"/>'
+    else:
+        marker = (f'<path d="M{px:.1f} {py - 6:.1f} L{px + 6:.1f} {py:.1f} L{px:.1f} {py + 6:.1f} L{px - 6:.1f} {py:.1f} Z" '
+                  f'fill="#fff" stroke="{color}" stroke-width="2"/>')
+    near_right = px + 10 + 6.5 * len(entry["model"]) > RIGHT  # 6.5 px: a 12 px label's mean character width
+    label_x = px - 10 if near_right else px + 10
+    model = escape(entry["model"])
+    return (f'<g class="point" data-model="{model}" data-table="{table}">'
+            f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{lo:.1f}" y2="{hi:.1f}" stroke="{color}" stroke-width="1.5"/>'
+            f'<line x1="{px - 4:.1f}" x2="{px + 4:.1f}" y1="{lo:.1f}" y2="{lo:.1f}" stroke="{color}" stroke-width="1.5"/>'
+            f'<line x1="{px - 4:.1f}" x2="{px + 4:.1f}" y1="{hi:.1f}" y2="{hi:.1f}" stroke="{color}" stroke-width="1.5"/>'
+            f"{marker}"
+            f'<text x="{label_x:.1f}" y="{py + 4:.1f}" text-anchor="{"end" if near_right else "start"}" fill="#1f2328" '
+            f'paint-order="stroke" stroke="#fff" stroke-width="3">{model}</text></g>')
+
+
+def legend(with_custom: bool) -> str:
+    """The marker key above the plot."""
+    items = ['<circle cx="6" cy="-4" r="5" fill="#2f5fb3"/><text x="16" y="0">standard protocol</text>']
+    if with_custom:
+        items.append('<path d="M146 -10 L152 -4 L146 2 L140 -4 Z" fill="#fff" stroke="#b7600e" stroke-width="2"/>'
+                     '<text x="158" y="0">custom protocol</text>')
+    return f'<g transform="translate({LEFT} {TOP - 14})" fill="#1f2328">{"".join(items)}</g>'
+
+
+# ---------------------------------------------------------------------- Markdown
+
+
+def render_markdown(board: dict[str, Any]) -> str:
+    """One Markdown table per env, ranked by success, with the bounds and any custom-protocol table."""
+    lines = ["# wmbench leaderboard", "", f"Protocol version {int(board['protocol_version'])}. Success rate with its "
+             "Wilson 95% interval; planning time is the mean seconds per episode-plan on the device shown.", ""]
+    for env in env_order(board["entries"]):
+        standard, custom, references = (table_of(board["entries"], env, table) for table in ("standard", "custom", "reference"))
+        lines += [f"## {markdown_text(display_name(env))}", ""]
+        lines += markdown_table(standard) if standard else ["No submissions yet."]
+        if references:
+            lines += ["", f"Bounds: {markdown_text(bounds_text(references))}."]
+        if custom:
+            lines += ["", "Custom protocol (not comparable with the table above):", "", *markdown_table(custom)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_table(entries: list[Entry]) -> list[str]:
+    """Rank, model, success, planning time, device, parameters; a deviations column when any entry has one."""
+    deviations = any(entry["deviations"] for entry in entries)
+    lines = ["| rank | model | success (95% CI) | planning s/episode-plan | device | parameters |" + (" deviations |" if deviations else ""),
+             "| ---: | --- | --- | ---: | --- | ---: |" + (" --- |" if deviations else "")]
+    for entry in entries:
+        link, model = first_link(entry), markdown_text(entry["model"])
+        cells = [str(rank(entry, entries)), f"[{model}]({link.replace(' ', '%20').replace(')', '%29')})" if link else model,
+                 success_text(entry), seconds(entry["planning"]["episode_plan_s"]), markdown_text(entry["planning"]["device"]),
+                 parameters_text(entry["parameters"])]
+        if deviations:
+            cells.append(markdown_text(deviations_text(entry["deviations"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_text(text: str) -> str:
+    """Text safe in a table cell: HTML escaped (renderers pass raw HTML through), pipes escaped, one line."""
+    return escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
