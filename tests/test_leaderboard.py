@@ -167,3 +167,27 @@ def test_a_corrupted_board_is_reported_not_overwritten(tmp_path, random_results)
     board.write_text('{"format": 1, "protocol_version": 1, "entries": [{"model": "x"}]}')
     with pytest.raises(SubmissionError, match="schema at entries/0"):
         submit(write(tmp_path, random_results), board)
+
+
+def test_the_committed_leaderboard_checks_out_against_its_results_and_is_rendered():
+    from wmbench.envs import ENVS
+    from wmbench.leaderboard import results_digest
+    from wmbench.leaderboard_page import render_html, render_markdown
+
+    root = Path(__file__).parents[1] / "leaderboard"
+    board = load_board(root / "leaderboard.json")
+    sources = {results_digest(json.loads(path.read_text())): path for path in (root / "results").glob("*.json")}
+    for entry in board["entries"]:
+        assert entry["results_sha256"] in sources, f"{entry['model']} on {entry['env']}: its results JSON is not in leaderboard/results/"
+        results = json.loads(sources[entry["results_sha256"]].read_text())
+        options = dict(name=entry["model"], authors=entry["authors"], links=entry["links"], custom=entry["table"] == "custom")
+        assert make_entry(results, **options) == entry
+    for bound in ("oracle", "random"):
+        assert {e["env"] for e in board["entries"] if e["table"] == "reference" and e["model"] == bound} == set(ENVS)
+
+    # the page, the Markdown and the README's table are those of the board as committed
+    assert (root / "index.html").read_text() == render_html(board)
+    markdown = render_markdown(board)
+    assert (root / "leaderboard.md").read_text() == markdown
+    readme = (root.parent / "README.md").read_text()
+    assert f"<!-- leaderboard:start -->\n{markdown}<!-- leaderboard:end -->" in readme, "run `wmbench leaderboard --readme README.md`"

@@ -86,8 +86,8 @@ def test_plot_handles_one_entry_equal_times_and_an_empty_board():
 def test_markdown_lists_every_standard_entry_by_success(board):
     text = render_markdown(board)
     assert text == render_markdown(board) and "<script>" not in text
-    for env, heading in (("pusht", "## Push-T"), ("tworoom", "## Two-Room")):
-        ranked = text.split(heading)[1].split("\n## ")[0].split("Custom protocol")[0]
+    for env, heading in (("pusht", "### Push-T"), ("tworoom", "### Two-Room")):
+        ranked = text.split(heading)[1].split("\n### ")[0].split("Custom protocol")[0]
         cells = [row.split(" | ")[1] for row in ranked.splitlines() if re.match(r"\| \d", row)]
         assert [re.sub(r"^\[(.*)\]\(https://[^)]*\)$", r"\1", cell) for cell in cells] == [html.escape(m, quote=False) for m in standard(board, env)]
     assert "| 1 | DINO-WM | 74.0% (62.0–86.0) | 31.0 | cpu (2 cores) | 1.85M |" in text and "[LeWM](https://example.org/lewm)" in text

@@ -106,6 +106,11 @@ def planner_label(planner: dict[str, Any]) -> str:
     return label + (", bf16" if planner.get("autocast") else "")
 
 
+def device_label(device: dict[str, Any]) -> str:
+    """The GPU's name, or the CPU's with its thread count (a CPU name alone says little about speed)."""
+    return device["name"] if device["type"] == "cuda" else f"{device['name']} (CPU, {device.get('threads', '?')} threads)"
+
+
 def make_entry(results: dict[str, Any], *, name: str | None = None, authors: list[str] = (), links: list[str] = (), custom: bool = False) -> dict[str, Any]:
     """Check a results document and turn it into a leaderboard entry (raises ``SubmissionError``)."""
     try:
@@ -134,7 +139,7 @@ def make_entry(results: dict[str, Any], *, name: str | None = None, authors: lis
         "protocol_version": PROTOCOL_VERSION,
         "table": "custom" if off_standard else "reference" if reference else "standard",
         "success": {key: results["success"][key] for key in ("rate", "successes", "episodes", "ci95")},
-        "planning": {"episode_plan_s": results["timing"]["episode_plan_mean_s"], "device": results["device"]["name"]},
+        "planning": {"episode_plan_s": results["timing"]["episode_plan_mean_s"], "device": device_label(results["device"])},
         "parameters": results["model"].get("parameters"),
         "checkpoint_sha256": results["model"].get("sha256"),
         "eval_set_sha256": results["protocol"]["eval_set"]["sha256"],

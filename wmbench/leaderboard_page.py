@@ -370,12 +370,13 @@ def legend(with_custom: bool) -> str:
 
 
 def render_markdown(board: dict[str, Any]) -> str:
-    """One Markdown table per env, ranked by success, with the bounds and any custom-protocol table."""
-    lines = ["# wmbench leaderboard", "", f"Protocol version {int(board['protocol_version'])}. Success rate with its "
+    """One Markdown table per env under a level-3 heading (it sits inside a README section), ranked by
+    success, with the bounds and any custom-protocol table."""
+    lines = [f"Protocol version {int(board['protocol_version'])}. Success rate with its "
              "Wilson 95% interval; planning time is the mean seconds per episode-plan on the device shown.", ""]
     for env in env_order(board["entries"]):
         standard, custom, references = (table_of(board["entries"], env, table) for table in ("standard", "custom", "reference"))
-        lines += [f"## {markdown_text(display_name(env))}", ""]
+        lines += [f"### {markdown_text(display_name(env))}", ""]
         lines += markdown_table(standard) if standard else ["No submissions yet."]
         if references:
             lines += ["", f"Bounds: {markdown_text(bounds_text(references))}."]
