@@ -125,3 +125,10 @@ def test_voe_command_writes_curves_that_validate(tmp_path, capsys):
     result = json.loads((out / "voe.json").read_text())
     validate(result, "voe")
     assert {"teleport", "recolor"} <= set(result["summary"]) and (out / "voe.png").is_file()
+
+
+def test_an_env_without_a_goal_has_no_mpc_evaluation():
+    from wmbench.evaluation import EvalSettings, evaluate
+
+    with pytest.raises(ValueError, match="clevrer is a video environment: it has no goal to reach"):
+        evaluate("random", "clevrer", EvalSettings(episodes=1))

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.data.evalset import EvalSet, load_eval_set
-from wmbench.envs import ENVS, short_name
+from wmbench.envs import ENVS, goal_env
 from wmbench.planning import make_planner, shift_plan
 from wmbench.results import RESULTS_FORMAT, wilson_interval
 from wmbench.world_model import squared_l2_to_goal
@@ -250,7 +250,7 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
     Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run's
     artifacts (episode frames for videos, goal frames).
     """
-    name = short_name(env_name)
+    name = goal_env(env_name)
     device = resolve_device(settings.device)
     evalset = load_eval_set(name)
     pairs = draw_pairs(evalset, settings.episodes, settings.seed)

@@ -117,10 +117,10 @@ def make_entry(results: dict[str, Any], *, name: str | None = None, authors: lis
         validate(results)
     except ValueError as error:
         raise SubmissionError(str(error)) from None
-    from wmbench.envs import ENVS
+    from wmbench.envs import GOAL_ENVS
 
-    if results["env"]["name"] not in ENVS:
-        raise SubmissionError(f"env.name {results['env']['name']!r} is not a wmbench env; known: {', '.join(sorted(ENVS))}")
+    if results["env"]["name"] not in GOAL_ENVS:
+        raise SubmissionError(f"env.name {results['env']['name']!r} is not a goal-reaching wmbench env; known: {', '.join(sorted(GOAL_ENVS))}")
     check_outcomes(results)
     off_standard = deviations(results)
     reference = results["model"]["source"] in ("oracle", "random")

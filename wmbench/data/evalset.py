@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.data.recipe import episode_seeds
-from wmbench.envs import ENVS, short_name
+from wmbench.envs import ENVS, goal_env, short_name
 from wmbench.files import atomic_write
 from wmbench.policies import make_policy
 
@@ -79,7 +79,7 @@ def command(env_name: str) -> str:
 
 def generate_eval_set(env_name: str, pairs: int = PAIRS, progress: bool = True) -> EvalSet:
     """The first ``pairs`` pairs from held-out episodes 0, 1, 2, ... (deterministic)."""
-    name = short_name(env_name)
+    name = goal_env(env_name)
     policy_name, steps = HELD_OUT[name]
     env = wmbench.make(name, obs_type="state", terminate_on_success=False)
     sim = env.unwrapped
@@ -169,7 +169,7 @@ def save_eval_set(evalset: EvalSet, directory: str | Path = EVAL_DIR) -> Path:
 
 def load_eval_set(env_name: str, directory: str | Path | None = None) -> EvalSet:
     """The committed set of an env, its arrays checked against the sha256 in its JSON."""
-    name = short_name(env_name)
+    name = goal_env(env_name)
     directory = Path(directory) if directory is not None else EVAL_DIR
     arrays_path, meta_path = directory / f"{name}.npz", directory / f"{name}.json"
     fix = f"regenerate it with `{command(name)}`"

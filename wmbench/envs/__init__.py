@@ -19,6 +19,9 @@ class EnvEntry:
     max_episode_steps: int
     default_policy: str  # the data policy `wmbench rollout` uses when none is named
     extra: str | None = None  # the pip extra its dependencies come with: `pip install 'wmbench[mujoco]'`
+    # goal: reach a goal image by MPC (evaluation sets, `wmbench eval`, the leaderboard);
+    # video: passive videos with events and questions (no goal to reach)
+    task: str = "goal"
 
 
 ENVS: dict[str, EnvEntry] = {
@@ -28,8 +31,10 @@ ENVS: dict[str, EnvEntry] = {
         EnvEntry("tworoom", "wmbench/TwoRoom-v0", "wmbench.envs.tworoom:TwoRoomEnv", 200, "expert"),
         EnvEntry("reacher", "wmbench/Reacher-v0", "wmbench.envs.reacher:ReacherEnv", 200, "random", extra="mujoco"),
         EnvEntry("cube", "wmbench/Cube-v0", "wmbench.envs.cube:CubeEnv", 200, "oracle", extra="mujoco"),
+        EnvEntry("clevrer", "wmbench/CLEVRER-v0", "wmbench.envs.clevrer:ClevrerEnv", 127, "passive", extra="clevrer", task="video"),
     )
 }
+GOAL_ENVS: dict[str, EnvEntry] = {name: entry for name, entry in ENVS.items() if entry.task == "goal"}
 
 
 def register_envs() -> None:
@@ -51,6 +56,17 @@ def env_id(name: str) -> str:
             return entry.id
     known = ", ".join(f"{e.short_name} ({e.id})" for e in ENVS.values())
     raise ValueError(f"unknown environment {name!r}; wmbench has: {known}")
+
+
+def goal_env(name: str) -> str:
+    """The short name of a goal-reaching env; a clear error for an env with no goal to reach."""
+    short = short_name(name)
+    if short not in GOAL_ENVS:
+        raise ValueError(
+            f"{short} is a {ENVS[short].task} environment: it has no goal to reach, so no evaluation set or MPC "
+            f"evaluation; goal-reaching envs: {', '.join(GOAL_ENVS)}"
+        )
+    return short
 
 
 def short_name(name: str) -> str:

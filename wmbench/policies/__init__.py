@@ -68,6 +68,7 @@ POLICIES: dict[str, dict[str, str]] = {
     "tworoom": {**RANDOM, "expert": "wmbench.policies.tworoom:DoorExpert"},
     "reacher": dict(RANDOM),
     "cube": {**RANDOM, "oracle": "wmbench.policies.cube:NoisyOracle"},
+    "clevrer": {**RANDOM, "passive": "wmbench.policies.clevrer:Passive", "push": "wmbench.policies.clevrer:RandomPush"},
 }
 
 POLICY_DOCS: dict[str, str] = {  # one line each, for `wmbench collect --help`
@@ -76,6 +77,8 @@ POLICY_DOCS: dict[str, str] = {  # one line each, for `wmbench collect --help`
     "weak": "noisy pusher heading for waypoints around the block (contact-rich, rarely solves)",
     "expert": "noisy expert (sd 0.5) walking to the goal through the nearest door",
     "oracle": "ogbench's cube oracle with action noise 0.1, re-targeting after each placement",
+    "passive": "no intervention: the CLEVRER video plays out as sampled",
+    "push": "one push of a random object at the first frame, then none",
 }
 
 
