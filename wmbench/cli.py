@@ -296,6 +296,45 @@ def cmd_leaderboard(args) -> None:
         print(f"updated the leaderboard table in {args.readme}")
 
 
+def cmd_clevrer_generate(args) -> None:
+    from wmbench.envs.clevrer.generate import generate
+
+    size = args.resolution if isinstance(args.resolution, tuple) else (args.resolution, args.resolution)
+    manifest = generate(args.videos, args.out, seed=args.seed, workers=args.workers, resolution=size, resume=args.resume)
+    rate = f", {manifest['videos_per_minute']:.1f} videos per minute" if manifest["videos_per_minute"] else ""
+    print(f"wrote {args.videos} videos, their annotations and {manifest['questions']} questions to {args.out}{rate}")
+
+
+def cmd_clevrer_eval(args) -> None:
+    from wmbench.checkpoint import load_model
+    from wmbench.scene_eval import evaluate_scenes
+
+    model = load_model(args.model, device="cpu", trust_code=args.trust_code)
+    report = evaluate_scenes(model, videos=args.videos, horizons=args.horizons, seed=args.seed)
+    atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+    for row in report["prediction_error"]:
+        print(f"horizon {row['horizon']}: latent error {row['error']:.4g} (relative {row['relative']:.3f})")
+    probe = report["probe"]
+    print(f"linear probe: position RMSE {probe['position_rmse']:.3f} m (R^2 {probe['position_r2']:.2f}), "
+          f"velocity RMSE {probe['velocity_rmse']:.3f} m/s (R^2 {probe['velocity_r2']:.2f}); wrote {args.out}")
+
+
+def cmd_clevrer_answer(args) -> None:
+    from wmbench.checkpoint import load_model
+    from wmbench.scene_eval import answer_questions
+
+    report = answer_questions(load_model(args.model, device="cpu", trust_code=args.trust_code), args.generated)
+    print(json.dumps(report, indent=2))
+
+
+def cmd_clevrer_score(args) -> None:
+    from wmbench.envs.clevrer.scoring import score
+
+    predictions = json.loads(Path(args.predictions).read_text())
+    result = score(args.questions, predictions)
+    print(json.dumps(result, indent=2))
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -303,7 +342,7 @@ def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     parser.add_argument("--policy", help="data policy (default: the env's own; see `wmbench envs`)")
     parser.add_argument("--steps", type=int, default=steps, help=f"at most this many steps (default {steps})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the env reset and the policy (default 0)")
-    parser.add_argument("--resolution", type=int, default=224, help="pixel size of the frames (default 224)")
+    parser.add_argument("--resolution", type=frame_size, default=224, help="frame size: N for N x N, or WIDTHxHEIGHT (default 224)")
     parser.add_argument("--variation", help="a preset name or a JSON object of factors, e.g. '{\"block_scale\": 36}'")
 
 
@@ -418,7 +457,47 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--out", type=Path, help="folder for index.html and leaderboard.md (default: the board's)")
     leaderboard.add_argument("--readme", type=Path, help="also replace the table between <!-- leaderboard:start/end --> in this file")
     leaderboard.set_defaults(run=cmd_leaderboard)
+
+    clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")
+    clevrer_commands = clevrer.add_subparsers(dest="clevrer_command", required=True, metavar="ACTION")
+    generate = clevrer_commands.add_parser("generate", help="seeded videos (MP4), annotations and questions, in parallel")
+    generate.add_argument("--videos", type=int, required=True, help="how many videos")
+    generate.add_argument("--out", type=Path, required=True, help="output folder")
+    generate.add_argument("--seed", type=int, default=0, help="video i comes from SeedSequence(seed, spawn_key=(i,)) (default 0)")
+    generate.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    generate.add_argument("--resolution", type=frame_size, default=(320, 480), help="WIDTHxHEIGHT of the videos (default 480x320, as CLEVRER)")
+    generate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    generate.set_defaults(run=cmd_clevrer_generate)
+    scorer = clevrer_commands.add_parser("score", help="accuracy per option and per question, by question type")
+    scorer.add_argument("--questions", type=Path, required=True, help="questions.json written by `clevrer generate`")
+    scorer.add_argument("--predictions", type=Path, required=True,
+                        help="JSON: question_id -> answer (descriptive) or {choice_id: correct|wrong} (multiple choice)")
+    scorer.set_defaults(run=cmd_clevrer_score)
+    scene_eval = clevrer_commands.add_parser("eval", help="a world model on passive videos: latent prediction error by horizon, linear probes")
+    scene_eval.add_argument("--model", required=True, help="a wmbench checkpoint taking CLEVRER frames and 4-d actions")
+    scene_eval.add_argument("--videos", type=int, default=20, help="passive videos recorded (default 20; the probe trains on 80%%)")
+    scene_eval.add_argument("--horizons", type=int, default=5, help="model steps predicted (default 5)")
+    scene_eval.add_argument("--seed", type=int, default=0, help="first reset seed (default 0)")
+    scene_eval.add_argument("--out", type=Path, default=Path("clevrer_eval.json"), help="the report (default clevrer_eval.json)")
+    scene_eval.add_argument("--trust-code", action="store_true", help="allow a checkpoint that runs its author's code")
+    scene_eval.set_defaults(run=cmd_clevrer_eval)
+    answer = clevrer_commands.add_parser("answer", help="score a model's answering head on the questions of a `clevrer generate` folder")
+    answer.add_argument("--model", required=True, help="research code with an answer(pixels, question) method (needs --trust-code)")
+    answer.add_argument("--generated", type=Path, required=True, help="the folder `wmbench clevrer generate` wrote")
+    answer.add_argument("--trust-code", action="store_true", help="required: an answering head is the author's code")
+    answer.set_defaults(run=cmd_clevrer_answer)
     return parser
+
+
+def frame_size(text: str) -> int | tuple[int, int]:
+    """``96`` -> 96 (square); ``480x320`` (width x height) -> (320, 480), the (height, width) envs take."""
+    try:
+        if "x" in text.lower():
+            width, height = (int(n) for n in text.lower().split("x"))
+            return height, width
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give N or WIDTHxHEIGHT, e.g. 224 or 480x320") from None
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -98,12 +98,18 @@ def episode_file(episodes_dir: Path, index: int) -> Path:
 _worker: dict = {}
 
 
-def _start_worker(recipe_fields: dict, episodes_dir: str, parent_pid: int) -> None:
+def prepare_worker_process(parent_pid: int) -> None:
+    """What every rendering worker process does first: leave Ctrl-C to the parent, render on one
+    thread, and exit when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # One rasterizer thread per worker: llvmpipe's default (one per core) oversubscribes the cores
     # the workers already fill (measured: Cube 224 px, 2 workers, 29 -> 46 steps/s).
     os.environ.setdefault("LP_NUM_THREADS", "1")
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _start_worker(recipe_fields: dict, episodes_dir: str, parent_pid: int) -> None:
+    prepare_worker_process(parent_pid)
     recipe = Recipe(**recipe_fields)
     _worker.update(recipe=recipe, env=make_collection_env(recipe), episodes_dir=Path(episodes_dir))
     atexit.register(_worker.clear)  # free the simulator before interpreter teardown (pymunk complains after)
