@@ -1,0 +1,60 @@
+"""AUCCESS exactly as PHYRE defines it, its bootstrap interval, and the 80/20 folds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from wmbench.auccess import WEIGHTS, auccess, auccess_interval, split, task_split
+
+
+def test_solved_at_the_first_attempt_is_one_and_never_is_zero():
+    assert auccess([1] * 10) == pytest.approx(1.0)
+    assert auccess([None] * 10) == 0.0
+    assert auccess([101, None]) == 0.0  # beyond the 100 attempts counts as never
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 10, 50, 100])
+def test_solved_at_attempt_k_for_every_task_has_the_closed_form(k):
+    # s_j = 1 for j >= k: the weights from k on telescope to log(101) - log(k)
+    assert auccess([k] * 7) == pytest.approx((math.log(101) - math.log(k)) / math.log(101))
+
+
+def test_auccess_averages_tasks_and_weights_early_attempts_most():
+    assert auccess([1, None]) == pytest.approx(0.5)
+    assert auccess([1, 3, None, 10]) == pytest.approx(sum(auccess([k]) for k in (1, 3, None, 10)) / 4)
+    assert WEIGHTS[0] > WEIGHTS[9] > WEIGHTS[99] and WEIGHTS.sum() == pytest.approx(math.log(101))
+    with pytest.raises(ValueError, match="counted from 1"):
+        auccess([0])
+    with pytest.raises(ValueError, match="no tasks"):
+        auccess([])
+
+
+def test_bootstrap_interval_brackets_the_score_and_is_seeded():
+    solved = [1, 2, None, 5, 1, None, 30, 1, 4, None] * 5
+    low, high = auccess_interval(solved)
+    assert low < auccess(solved) < high and (low, high) == auccess_interval(solved)
+    assert auccess_interval([1] * 20) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_five_folds_test_every_item_once_and_split_80_20():
+    items = list(range(100))
+    tests = [split(items, fold)[1] for fold in range(5)]
+    assert sorted(t for test in tests for t in test) == items and all(len(test) == 20 for test in tests)
+    train, test = split(items, 0)
+    assert set(train).isdisjoint(test) and len(train) == 80 and split(items, 0) == (train, test)
+    assert split(items, 0, seed=1) != (train, test)
+    with pytest.raises(ValueError, match="folds are 0 to 4"):
+        split(items, 5)
+
+
+def test_within_and_cross_template_splits():
+    tasks = {f"t{i}": [f"t{i}:{j:03d}" for j in range(100)] for i in range(10)}
+    train, test = task_split(tasks, "within", fold=0)
+    assert len(test) == 200 and all(sum(t.startswith(f"t{i}:") for t in test) == 20 for i in range(10))
+    train, test = task_split(tasks, "cross", fold=0)
+    test_templates = {t.split(":")[0] for t in test}
+    assert len(test_templates) == 2 and not test_templates & {t.split(":")[0] for t in train}
+    with pytest.raises(ValueError, match="within"):
+        task_split(tasks, "diagonal", 0)
