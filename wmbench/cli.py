@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 import wmbench
-from wmbench.envs import ENVS, short_name
+from wmbench.envs import ENVS, GOAL_ENVS, short_name
 from wmbench.files import atomic_write
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, policy_names
@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from the env's frozen start/goal pairs, all episodes in one batch, and write results.json, summary.png and "
         "optional GIFs.")
     evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle or random")
-    evaluation.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
+    evaluation.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
     evaluation.add_argument("--episodes", type=int, default=50, help="pairs drawn from the evaluation set (default 50)")
     evaluation.add_argument("--budget", type=int, default=50, help="env steps per episode (default 50)")
     evaluation.add_argument("--seed", type=int, default=42, help="which pairs, and the planner's seed (default 42)")
@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export)
 
     evalset = commands.add_parser("evalset", help="regenerate a frozen evaluation set (start/goal pairs) bit for bit")
-    evalset.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
+    evalset.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
     evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
     evalset.set_defaults(run=cmd_evalset)
 
