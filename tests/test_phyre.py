@@ -1,0 +1,115 @@
+"""PHYRE-style puzzles: every template solvable and not solved passively, invalid actions, determinism, the env.
+
+Only 5 tasks per template run here; all 100 are checked by ``python -m wmbench.envs.phyre.templates``.
+"""
+
+import numpy as np
+import pytest
+
+from wmbench.envs.phyre import PhyreEnv, TEMPLATES, draw, is_valid, simulate, solve, task
+from wmbench.envs.phyre.simulation import Scene, ball, box, wall
+
+SAMPLE = (0, 17, 42, 63, 99)
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_template_tasks_are_solvable_and_not_solved_passively(template):
+    for index in SAMPLE:
+        scene = task(template, index)
+        assert not simulate(scene).solved, f"{template} task {index} solves itself"
+        action = solve(scene)
+        assert action is not None, f"{template} task {index}: the oracle finds no solution"
+        assert is_valid(scene, action) and simulate(scene, action).solved
+
+
+def test_tasks_are_deterministic_and_checked():
+    assert task("ball_into_jar", 7) == task(1, 7)
+    assert task(0, 1) != task(0, 2)
+    with pytest.raises(ValueError):
+        task("no_such_template", 0)
+    with pytest.raises(ValueError):
+        task(0, 100)
+
+
+def test_invalid_placements():
+    scene = Scene((box(128, 3, 256, 6, "purple"), wall(80, 100, 140, 106), ball(130, 116, 10, "green")))
+    assert is_valid(scene, (0.5, 0.8, 0.2))  # free space
+    assert not is_valid(scene, (130 / 256, 116 / 256, 0.0))  # on the green ball
+    assert not is_valid(scene, (110 / 256, 110 / 256, 0.2))  # overlaps the shelf
+    assert not is_valid(scene, (0.01, 0.5, 0.2))  # partly outside the scene
+    assert not is_valid(scene, (0.5, 0.99, 0.5))  # through the top edge
+    rollout = simulate(scene, (0.01, 0.5, 0.2))
+    assert not rollout.valid and not rollout.solved and rollout.steps == 0
+
+
+def test_same_task_and_action_give_the_same_trajectory_and_pixels():
+    scene = task("stick_onto_box", 3)
+    action = solve(scene)
+    first, second = simulate(scene, action, stride=10), simulate(scene, action, stride=10)
+    assert first.poses.shape == (103, len(scene.things) + 1, 3)
+    assert np.array_equal(first.poses, second.poses) and first.solved == second.solved
+    with_ball = scene.with_ball(action)
+    assert np.array_equal(draw(with_ball, first.poses[-1]), draw(with_ball, second.poses[-1]))
+    assert draw(with_ball, first.poses[0], 64).shape == (64, 64, 3)
+
+
+def test_env_solves_with_the_oracle_action_and_round_trips_state():
+    env = PhyreEnv(resolution=64, variation={"template": "ball_off_shelf", "task": 5})
+    obs, info = env.reset(seed=0)
+    assert obs["pixels"].shape == (64, 64, 3) and obs["state"].shape == (77,) and obs["proprio"].tolist() == [0.0]
+    action = np.array(solve(task(0, 5))) * 2 - 1
+    obs, _, terminated, _, info = env.step(action)
+    assert not terminated and not info["invalid"] and obs["proprio"][0] > 0
+    env.step(action)
+    saved, pixels = env.get_state(), env.render()
+    env.set_state(saved)
+    assert np.array_equal(env.get_state(), saved) and np.array_equal(env.render(), pixels)
+    future = [env.step(action)[0]["state"] for _ in range(3)]
+    env.set_state(saved)
+    assert all(np.array_equal(env.step(action)[0]["state"], f) for f in future)
+    for _ in range(20):
+        _, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    assert info["success"] and reward == 1.0 and terminated
+
+    other = PhyreEnv(resolution=64)
+    other.reset(options={"state": saved})
+    assert np.array_equal(other.get_state(), saved)
+
+
+def test_env_invalid_action_ends_the_episode():
+    env = PhyreEnv(resolution=32, variation={"template": 0, "task": 0})
+    env.reset(seed=1)
+    before = env.get_state()
+    _, reward, terminated, _, info = env.step(np.array([-1.0, 0.0, 1.0]))  # the ball crosses the left edge
+    assert info["invalid"] and terminated and reward == 0.0
+    assert np.array_equal(env.get_state(), before)
+
+
+def test_env_is_deterministic_and_perturbs():
+    def run():
+        env = PhyreEnv(resolution=48)
+        obs, _ = env.reset(seed=3)
+        frames = [obs["pixels"]]
+        for _ in range(4):
+            frames.append(env.step(np.array([0.0, 0.8, -0.5]))[0]["pixels"])
+        return np.stack(frames), env
+
+    first, env = run()
+    second, _ = run()
+    assert first.tobytes() == second.tobytes()
+
+    _, info = env.perturb("teleport", position=(128, 200))
+    assert info["perturbation"]["after"][:2] == [128, 200]
+    _, info = env.perturb("recolor", target="goal", color=(1, 2, 3))
+    assert env.variation["green_color"] == (1, 2, 3)
+
+    env = PhyreEnv(resolution=48, variation={"template": "ball_off_shelf", "task": 0})
+    env.reset(seed=0)
+    green = env._world.goal
+    _, info = env.perturb("pass_through", steps=60)
+    assert info["perturbation"]["index"] == 3  # the shelf the green ball rests on
+    env.step(np.array([0.0, 0.8, -0.9]))  # a small ball far from everything
+    env.step(np.zeros(3))
+    assert env.get_state()[5 + 6 * green + 1] < 100  # the ball fell through the shelf (top ~70-150)

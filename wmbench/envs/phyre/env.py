@@ -1,0 +1,237 @@
+"""PHYRE-style puzzles (ball tier): place one red ball, then watch the physics solve the task or not.
+
+==================  ============================================================================
+action              ``Box(-1, 1, (3,))``: ``(x, y, r)`` mapped linearly to PHYRE's ``[0, 1]^3``
+                    (``(a + 1) / 2``): the red ball's centre ``(256 x, 256 y)`` px and radius
+                    ``2 + 30 r`` px. Only the first step's action counts: it places the ball;
+                    an invalid ball (overlapping an object or leaving the scene) ends the episode
+                    with ``info["invalid"] = True``, nothing simulated. Every later step advances
+                    ``stride`` physics steps (default 60: one frame per second) and ignores
+                    its action
+state (77)          template number, task index, physics steps simulated, consecutive steps the
+                    goal relation has held, red ball radius (0 before it is placed); then 12
+                    slots of (x, y, angle, vx, vy, angular velocity), one per object in the
+                    scene's order, the red ball last, unused slots zero. Pixels, y up
+proprio (1)         the red ball radius (0 until placed): the agent's only "body"
+pixels              the scene drawn at ``resolution`` (default 224) in PHYRE's colors on white
+success             the green object has touched a blue or purple one for 180 consecutive
+                    physics steps (3 s); reward 1 on success. ``goal_state`` is the start state
+                    (a PHYRE goal is a relation, not a state) and the rule ignores it
+termination         on success (unless ``terminate_on_success=False``) or an invalid action;
+                    truncation after 17 s of simulation (17 steps at stride 60)
+reset               variation ``template`` (name or number) and ``task`` (0-99) select the task;
+                    unset, each is drawn from the seed. ``options["state"]`` loads a state,
+                    its task included
+perturb             ``teleport(index=, position=, angle=)``: moves a dynamic object (default the
+                    green one, to a random spot above the scene's middle); ``recolor(target=
+                    "goal"|"action_ball"|"dynamic_target"|"static_target"|"background")``;
+                    ``pass_through(index=, steps=)``: object ``index`` (default: the static
+                    one under the green object, else the floor) collides with nothing for the
+                    next ``steps`` physics steps (default 30): things fall through it.
+                    Perturbation effects are not part of the state
+==================  ============================================================================
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pymunk
+
+from wmbench.envs.base import Factor, WorldModelEnv, color
+from wmbench.envs.phyre import simulation as sim
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, task
+
+SLOTS = 12
+HEADER = ("template", "task", "steps", "touch_steps", "ball_radius")
+SLOT_FIELDS = ("x", "y", "angle", "vx", "vy", "angular_velocity")
+
+
+def _template(name, value):
+    if value is None:
+        return None
+    names = list(TEMPLATES)
+    if isinstance(value, str) and value in TEMPLATES:
+        return names.index(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(names):
+        return int(value)
+    raise ValueError(f"variation {name}={value!r}: a template number 0-{len(names) - 1} or one of {names}")
+
+
+def _task(name, value):
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < TASKS_PER_TEMPLATE:
+        return int(value)
+    raise ValueError(f"variation {name}={value!r}: a task index 0-{TASKS_PER_TEMPLATE - 1}")
+
+
+class PhyreEnv(WorldModelEnv):
+    env_name = "Phyre"
+    state_names = HEADER + tuple(f"{field}_{slot}" for slot in range(SLOTS) for field in SLOT_FIELDS)
+    state_low = (0.0, 0.0, 0.0, 0.0, 0.0) + (-np.inf,) * (SLOTS * len(SLOT_FIELDS))
+    state_high = (len(TEMPLATES) - 1, TASKS_PER_TEMPLATE - 1, sim.MAX_STEPS, sim.MAX_STEPS, sim.RADIUS_RANGE[1]) + (np.inf,) * (
+        SLOTS * len(SLOT_FIELDS)
+    )
+    proprio_names = ("ball_radius",)
+    action_names = ("x", "y", "r")
+    success_text = "the green object touches a blue or purple one for 3 s (180 physics steps)"
+    PERTURBATIONS = ("teleport", "recolor", "pass_through")
+    VARIATIONS = {
+        "template": Factor(None, "template name or number (None: drawn from the seed)", _template),
+        "task": Factor(None, "task index 0-99 (None: drawn from the seed)", _task),
+        **{f"{name}_color": Factor(rgb, f"color of {name} objects", color) for name, rgb in sim.COLORS.items()},
+        "background_color": Factor(sim.BACKGROUND, "background color", color),
+    }
+    RECOLOR_TARGETS = {
+        "goal": "green_color",
+        "action_ball": "red_color",
+        "dynamic_target": "blue_color",
+        "static_target": "purple_color",
+        "background": "background_color",
+    }
+    PRESETS = {"standard": {}, "recolored": {"green_color": "Orange", "purple_color": "Teal", "background_color": "Beige"}}
+
+    def __init__(self, stride: int = sim.FPS, **kwargs):
+        if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= sim.MAX_STEPS:
+            raise ValueError(f"stride={stride!r}: physics steps per env step, an integer in 1-{sim.MAX_STEPS}")
+        self.stride = int(stride)
+        super().__init__(**kwargs)
+        self._world: sim.World | None = None
+        self._loaded_state: np.ndarray | None = None
+        self._steps = 0
+        self._invalid = False
+        self._ghost: tuple[int, int] | None = None  # (object, physics steps left) of a pass_through
+
+    # ------------------------------------------------------------------ physics
+    def _sample_state(self, rng):
+        v = self.variation
+        template = v["template"] if v["template"] is not None else int(rng.integers(len(TEMPLATES)))
+        index = v["task"] if v["task"] is not None else int(rng.integers(TASKS_PER_TEMPLATE))
+        scene = task(template, index)
+        state = np.zeros(len(self.state_names))
+        state[:2] = template, index
+        self._slots(state)[: len(scene.things), :3] = sim.initial_poses(scene)
+        return state
+
+    def _sample_goal_state(self, rng, start):
+        return start.copy()
+
+    @staticmethod
+    def _slots(state: np.ndarray) -> np.ndarray:
+        return state[len(HEADER) :].reshape(SLOTS, len(SLOT_FIELDS))
+
+    def _load_state(self, state):
+        template, index = int(state[0]), int(state[1])
+        if state[0] != template or not 0 <= template < len(TEMPLATES) or state[1] != index or not 0 <= index < TASKS_PER_TEMPLATE:
+            raise ValueError(f"{self.env_name}: state holds template={state[0]}, task={state[1]}; no such task")
+        scene = task(template, index)
+        slots = self._slots(state)
+        if state[4] > 0:
+            scene = sim.Scene(scene.things + (sim.ball(slots[len(scene.things), 0], slots[len(scene.things), 1], state[4], "red"),))
+        world = sim.World(scene)
+        n = len(scene.things)
+        world.set_bodies(slots[:n, :3], slots[:n, 3:])
+        world.touch_steps = int(state[3])
+        self._world, self._steps, self._loaded_state = world, int(state[2]), state.copy()
+        self._invalid, self._ghost = False, None
+
+    def get_state(self):
+        # pymunk keeps the centre of gravity and derives the origin: until the next physics step
+        # the state is the one loaded, exactly.
+        if self._loaded_state is not None:
+            return self._loaded_state.copy()
+        world = self._world
+        state = np.zeros(len(self.state_names))
+        state[:4] = self._task_id + (self._steps, world.touch_steps)
+        n = len(world.bodies)
+        if len(world.scene.things) > len(task(*self._task_id).things):
+            state[4] = world.scene.things[-1].width / 2
+        self._slots(state)[:n] = np.concatenate([world.poses(), world.velocities()], axis=1)
+        return state
+
+    @property
+    def _task_id(self) -> tuple[int, int]:
+        return int(self._goal_state[0]), int(self._goal_state[1])
+
+    @property
+    def placed(self) -> bool:
+        return len(self._world.scene.things) > len(task(*self._task_id).things)
+
+    def _simulate(self, action):
+        self._invalid = False
+        if not self.placed:
+            phyre_action = (action + 1.0) / 2.0
+            if not sim.is_valid(self._world.scene, phyre_action):
+                self._invalid = True
+                return
+            state = self.get_state()
+            x, y, radius = sim.action_ball(phyre_action)
+            state[4] = radius
+            self._slots(state)[len(self._world.scene.things), :3] = x, y, 0.0
+            self._load_state(state)
+            return
+        self._loaded_state = None
+        for _ in range(min(self.stride, sim.MAX_STEPS - self._steps)):
+            self._world.step()
+            self._steps += 1
+            if self._ghost is not None:
+                index, left = self._ghost
+                self._ghost = (index, left - 1) if left > 1 else None
+                if self._ghost is None:
+                    for shape in self._world.shapes[index]:
+                        shape.filter = pymunk.ShapeFilter()
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        info["invalid"] = self._invalid
+        return obs, reward, terminated or self._invalid, self._steps >= sim.MAX_STEPS, info
+
+    # ------------------------------------------------------------------ task
+    def _evaluate(self, state, goal_state):
+        success = state[3] >= sim.GOAL_STEPS
+        return bool(success), float(success), {"touch_steps": int(state[3]), "seconds": state[2] / sim.FPS}
+
+    def goal_cost(self, state, goal_state):
+        return 1.0 - min(state[3] / sim.GOAL_STEPS, 1.0)
+
+    # ------------------------------------------------------------------ pixels
+    def _draw(self, state):
+        template, index = int(state[0]), int(state[1])
+        scene = task(template, index)
+        n = len(scene.things)
+        slots = self._slots(np.asarray(state))
+        if state[4] > 0:
+            scene = sim.Scene(scene.things + (sim.ball(slots[n, 0], slots[n, 1], state[4], "red"),))
+        colors = {name: self.variation[f"{name}_color"] for name in sim.COLORS} | {"background": self.variation["background_color"]}
+        return sim.draw(scene, slots[: len(scene.things), :3], (self.height, self.width), colors)
+
+    # ------------------------------------------------------------------ perturbations
+    def _perturb_teleport(self, index: int | None = None, position=None, angle=None):
+        world = self._world
+        index = world.goal if index is None else index
+        if not 0 <= index < len(world.bodies) or not world.scene.things[index].dynamic:
+            raise ValueError(f"teleport index={index}: choose a dynamic object (the green one is {world.goal})")
+        state = self.get_state()
+        slot = self._slots(state)[index]
+        before = slot[:3].tolist()
+        slot[:2] = self.np_random.uniform([40, 128], [216, 220]) if position is None else position
+        slot[2] = slot[2] if angle is None else angle
+        ghost = self._ghost
+        self._load_state(self._check_state(state, "teleported state"))
+        self._ghost = ghost
+        return {"index": index, "before": before, "after": slot[:3].tolist()}
+
+    def _perturb_pass_through(self, index: int | None = None, steps: int = 30):
+        world = self._world
+        if index is None:
+            bottom = min(shape.bb.bottom for shape in world.shapes[world.goal])  # before any step there are no contacts
+            below = world.space.point_query((world.bodies[world.goal].position.x, bottom - 1.0), 0.0, pymunk.ShapeFilter())
+            static = [world.bodies.index(q.shape.body) for q in below if not world.scene.things[world.bodies.index(q.shape.body)].dynamic]
+            index = static[0] if static else 0
+        if not 0 <= index < len(world.bodies):
+            raise ValueError(f"pass_through index={index}: the scene has objects 0-{len(world.bodies) - 1}")
+        for shape in world.shapes[index]:
+            shape.filter = pymunk.ShapeFilter(categories=0, mask=0)
+        self._ghost = (index, int(steps))
+        return {"index": index, "steps": int(steps)}
