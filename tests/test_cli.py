@@ -60,7 +60,11 @@ def test_rollout_writes_a_clip_and_a_summary(env, tmp_path):
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["env"] == ENVS[env].id and summary["seed"] == 3 and summary["policy"] == ENVS[env].default_policy
     clip = Image.open(out)
-    assert clip.n_frames == summary["steps"] + 1 and clip.size == (32, 32)
+    durations = []  # the GIF merges identical consecutive frames (a scene at rest) into one longer frame
+    for frame in range(clip.n_frames):
+        clip.seek(frame)
+        durations.append(clip.info["duration"])
+    assert sum(durations) == (summary["steps"] + 1) * 100 and clip.size == (32, 32)
     assert sorted(p.name for p in out.parent.iterdir()) == ["run.gif", "run.json"]  # no leftovers
 
 

@@ -20,7 +20,8 @@ class EnvEntry:
     default_policy: str  # the data policy `wmbench rollout` uses when none is named
     extra: str | None = None  # the pip extra its dependencies come with: `pip install 'wmbench[mujoco]'`
     # goal: reach a goal image by MPC (evaluation sets, `wmbench eval`, the leaderboard);
-    # video: passive videos with events and questions (no goal to reach)
+    # video: passive videos with events and questions (no goal to reach); puzzle: one action, then
+    # passive physics, scored by AUCCESS
     task: str = "goal"
 
 
@@ -32,6 +33,7 @@ ENVS: dict[str, EnvEntry] = {
         EnvEntry("reacher", "wmbench/Reacher-v0", "wmbench.envs.reacher:ReacherEnv", 200, "random", extra="mujoco"),
         EnvEntry("cube", "wmbench/Cube-v0", "wmbench.envs.cube:CubeEnv", 200, "oracle", extra="mujoco"),
         EnvEntry("clevrer", "wmbench/CLEVRER-v0", "wmbench.envs.clevrer:ClevrerEnv", 127, "passive", extra="clevrer", task="video"),
+        EnvEntry("phyre", "wmbench/PHYRE-v0", "wmbench.envs.phyre:PhyreEnv", 18, "random_valid", task="puzzle"),
     )
 }
 GOAL_ENVS: dict[str, EnvEntry] = {name: entry for name, entry in ENVS.items() if entry.task == "goal"}

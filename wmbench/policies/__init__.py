@@ -69,6 +69,7 @@ POLICIES: dict[str, dict[str, str]] = {
     "reacher": dict(RANDOM),
     "cube": {**RANDOM, "oracle": "wmbench.policies.cube:NoisyOracle"},
     "clevrer": {**RANDOM, "passive": "wmbench.policies.clevrer:Passive", "push": "wmbench.policies.clevrer:RandomPush"},
+    "phyre": {**RANDOM, "random_valid": "wmbench.policies.phyre:RandomValidPlacement"},
 }
 
 POLICY_DOCS: dict[str, str] = {  # one line each, for `wmbench collect --help`
@@ -79,6 +80,7 @@ POLICY_DOCS: dict[str, str] = {  # one line each, for `wmbench collect --help`
     "oracle": "ogbench's cube oracle with action noise 0.1, re-targeting after each placement",
     "passive": "no intervention: the CLEVRER video plays out as sampled",
     "push": "one push of a random object at the first frame, then none",
+    "random_valid": "one uniformly drawn valid ball placement (PHYRE's random agent), then nothing",
 }
 
 

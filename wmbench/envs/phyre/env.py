@@ -15,8 +15,10 @@ state (77)          template number, task index, physics steps simulated, consec
 proprio (1)         the red ball radius (0 until placed): the agent's only "body"
 pixels              the scene drawn at ``resolution`` (default 224) in PHYRE's colors on white
 success             the green object has touched a blue or purple one for 180 consecutive
-                    physics steps (3 s); reward 1 on success. ``goal_state`` is the start state
-                    (a PHYRE goal is a relation, not a state) and the rule ignores it
+                    physics steps (3 s); reward 1 on success. A PHYRE goal is a relation, not a
+                    state: ``goal_state`` is the state where the oracle's ball has just solved
+                    the task (found by ``solve``, cached per task), so starting there succeeds at
+                    once; the rule itself reads only the state's touch counter
 termination         on success (unless ``terminate_on_success=False``) or an invalid action;
                     truncation after 17 s of simulation (17 steps at stride 60)
 reset               variation ``template`` (name or number) and ``task`` (0-99) select the task;
@@ -34,17 +36,43 @@ perturb             ``teleport(index=, position=, angle=)``: moves a dynamic obj
 
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import pymunk
 
 from wmbench.envs.base import Factor, WorldModelEnv, color
 from wmbench.envs.phyre import simulation as sim
-from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, task
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, solve, task
 
 SLOTS = 12
+BOUND = 1e5  # of positions, angles and velocities: 17 s of free fall reach about 36,000 px and 4,300 px/s
 HEADER = ("template", "task", "steps", "touch_steps", "ball_radius")
 SLOT_FIELDS = ("x", "y", "angle", "vx", "vy", "angular_velocity")
+
+
+def world_state(world: sim.World, template: int, index: int, steps: int) -> np.ndarray:
+    """The env's state vector (see the table above) of ``world``, task ``index`` of ``template``."""
+    state = np.zeros(len(HEADER) + SLOTS * len(SLOT_FIELDS))
+    state[:4] = template, index, steps, world.touch_steps
+    if len(world.scene.things) > len(task(template, index).things):
+        state[4] = world.scene.things[-1].width / 2
+    state[len(HEADER) :].reshape(SLOTS, len(SLOT_FIELDS))[: len(world.bodies)] = np.concatenate([world.poses(), world.velocities()], axis=1)
+    return state
+
+
+@functools.lru_cache(maxsize=None)
+def solved_state(template: int, index: int) -> np.ndarray:
+    """The state at which the oracle's ball has solved the task: the goal relation has just held for
+    3 s. A PHYRE goal is a relation, not a state; this is one state satisfying it, so that starting
+    there succeeds at once, as the env contract asks of every goal state."""
+    scene = task(template, index)
+    world = sim.World(scene.with_ball(solve(scene)))
+    steps = 0
+    while world.touch_steps < sim.GOAL_STEPS:
+        world.step()
+        steps += 1
+    return world_state(world, template, index, steps)
 
 
 def _template(name, value):
@@ -69,8 +97,8 @@ def _task(name, value):
 class PhyreEnv(WorldModelEnv):
     env_name = "Phyre"
     state_names = HEADER + tuple(f"{field}_{slot}" for slot in range(SLOTS) for field in SLOT_FIELDS)
-    state_low = (0.0, 0.0, 0.0, 0.0, 0.0) + (-np.inf,) * (SLOTS * len(SLOT_FIELDS))
-    state_high = (len(TEMPLATES) - 1, TASKS_PER_TEMPLATE - 1, sim.MAX_STEPS, sim.MAX_STEPS, sim.RADIUS_RANGE[1]) + (np.inf,) * (
+    state_low = (0.0, 0.0, 0.0, 0.0, 0.0) + (-BOUND,) * (SLOTS * len(SLOT_FIELDS))
+    state_high = (len(TEMPLATES) - 1, TASKS_PER_TEMPLATE - 1, sim.MAX_STEPS, sim.MAX_STEPS, sim.RADIUS_RANGE[1]) + (BOUND,) * (
         SLOTS * len(SLOT_FIELDS)
     )
     proprio_names = ("ball_radius",)
@@ -115,7 +143,7 @@ class PhyreEnv(WorldModelEnv):
         return state
 
     def _sample_goal_state(self, rng, start):
-        return start.copy()
+        return solved_state(int(start[0]), int(start[1])).copy()
 
     @staticmethod
     def _slots(state: np.ndarray) -> np.ndarray:
@@ -141,14 +169,7 @@ class PhyreEnv(WorldModelEnv):
         # the state is the one loaded, exactly.
         if self._loaded_state is not None:
             return self._loaded_state.copy()
-        world = self._world
-        state = np.zeros(len(self.state_names))
-        state[:4] = self._task_id + (self._steps, world.touch_steps)
-        n = len(world.bodies)
-        if len(world.scene.things) > len(task(*self._task_id).things):
-            state[4] = world.scene.things[-1].width / 2
-        self._slots(state)[:n] = np.concatenate([world.poses(), world.velocities()], axis=1)
-        return state
+        return world_state(self._world, *self._task_id, self._steps)
 
     @property
     def _task_id(self) -> tuple[int, int]:
@@ -157,6 +178,10 @@ class PhyreEnv(WorldModelEnv):
     @property
     def placed(self) -> bool:
         return len(self._world.scene.things) > len(task(*self._task_id).things)
+
+    def is_valid_action(self, action: np.ndarray) -> bool:
+        """Whether ``action`` (in [-1, 1]^3) would place a valid ball in the current scene."""
+        return not self.placed and sim.is_valid(self._world.scene, (np.asarray(action, dtype=float) + 1.0) / 2.0)
 
     def _simulate(self, action):
         self._invalid = False
