@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from wmbench.auccess import WEIGHTS, auccess, auccess_interval, split, task_split
@@ -58,3 +60,30 @@ def test_within_and_cross_template_splits():
     assert len(test_templates) == 2 and not test_templates & {t.split(":")[0] for t in train}
     with pytest.raises(ValueError, match="within"):
         task_split(tasks, "diagonal", 0)
+
+
+def test_phyre_agents_through_the_evaluator(tmp_path, capsys):
+    import json
+
+    from wmbench.cli import main
+    from wmbench.envs.phyre.evaluation import attempt_task, evaluate_agent
+    from wmbench.envs.phyre.templates import task
+
+    oracle = evaluate_agent("oracle", "within", fold=0, tasks=4, progress=False)
+    assert oracle["auccess"] == pytest.approx(1.0) and all(t["solved_at"] == 1 for t in oracle["tasks"])
+    random = evaluate_agent("random", "cross", fold=1, tasks=3, progress=False)
+    assert random == {**evaluate_agent("random", "cross", fold=1, tasks=3, progress=False), "wall_s": random["wall_s"]}  # seeded
+    assert all(t["attempts"] <= 100 and (t["solved_at"] is None or t["solved_at"] <= t["attempts"]) for t in random["tasks"])
+    assert random["auccess"] == pytest.approx(auccess([t["solved_at"] for t in random["tasks"]]))
+
+    # invalid proposals are skipped, not counted: a ball far outside the scene, then the solution
+    scene = task(0, 0)
+    from wmbench.envs.phyre.templates import solve
+
+    outcome = attempt_task(scene, iter([np.array([5.0, 5.0, 0.5]), np.array([5.0, 5.0, 0.5]), np.asarray(solve(scene))]))
+    assert outcome == {"solved_at": 1, "attempts": 1, "invalid": 2}
+
+    out = tmp_path / "oracle.json"
+    assert main(["phyre", "eval", "--agent", "oracle", "--tasks", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["protocol"]["tasks"] == 2 and "AUCCESS 1.000" in capsys.readouterr().out
+    assert main(["phyre", "eval", "--agent", "psychic", "--tasks", "1"]) == 2

@@ -335,6 +335,18 @@ def cmd_clevrer_score(args) -> None:
     print(json.dumps(result, indent=2))
 
 
+def cmd_phyre_eval(args) -> None:
+    from wmbench.envs.phyre.evaluation import evaluate_agent
+
+    results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks)
+    out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    low, high = results["ci95"]
+    print(f"{args.agent} on {results['protocol']['tasks']} {args.split}-template test tasks (fold {args.fold}): "
+          f"AUCCESS {results['auccess']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {results['solved_within_100']:.0%}; wrote {out}")
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -457,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--out", type=Path, help="folder for index.html and leaderboard.md (default: the board's)")
     leaderboard.add_argument("--readme", type=Path, help="also replace the table between <!-- leaderboard:start/end --> in this file")
     leaderboard.set_defaults(run=cmd_leaderboard)
+
+    phyre = commands.add_parser("phyre", help="PHYRE-style puzzles: evaluate an agent by AUCCESS")
+    phyre_commands = phyre.add_subparsers(dest="phyre_command", required=True, metavar="ACTION")
+    phyre_eval = phyre_commands.add_parser("eval", help="up to 100 ranked valid attempts per test task, scored by AUCCESS")
+    phyre_eval.add_argument("--agent", required=True, help="random (PHYRE's random agent) or oracle (simulator search, the ceiling)")
+    phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
+    phyre_eval.add_argument("--fold", type=int, default=0, help="fold 0-4 of the 80/20 split (default 0)")
+    phyre_eval.add_argument("--seed", type=int, default=0, help="seed of the folds and of the agent (default 0)")
+    phyre_eval.add_argument("--tasks", type=int, help="only the first N test tasks (default all)")
+    phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json)")
+    phyre_eval.set_defaults(run=cmd_phyre_eval)
 
     clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")
     clevrer_commands = clevrer.add_subparsers(dest="clevrer_command", required=True, metavar="ACTION")
