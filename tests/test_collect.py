@@ -21,6 +21,7 @@ from wmbench.data import storage
 from wmbench.data.collect import collect, make_collection_env, record_episode
 from wmbench.data.recipe import Recipe
 from wmbench.envs import ENVS, GOAL_ENVS
+from wmbench.files import write_json
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +147,7 @@ def test_refuses_to_overwrite_and_to_resume_another_recipe(datasets_root, capsys
 
     staging = datasets_root / storage.PARTIAL_DIR / "other-v0"
     (staging / "episodes").mkdir(parents=True)
-    storage.write_json(staging / "collection.json", {"recipe": tiny(name="other-v0", steps=9).to_dict(),
+    write_json(staging / "collection.json", {"recipe": tiny(name="other-v0", steps=9).to_dict(),
                                                      "wmbench_version": wmbench.__version__})
     with pytest.raises(ValueError, match=r"differs in recipe fields \['steps'\]"):
         collect(tiny(name="other-v0"), resume=True, progress=False)

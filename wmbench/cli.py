@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.envs import ENVS, GOAL_ENVS, short_name
-from wmbench.files import atomic_write
+from wmbench.files import atomic_write, write_json
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, policy_names
 
@@ -134,7 +134,7 @@ def cmd_rollout(args) -> None:
         "wmbench_version": wmbench.__version__,
     }
     summary_path = args.out.with_suffix(".json")
-    atomic_write(summary_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    write_json(summary_path, summary)
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out} and {summary_path}")
 
@@ -224,7 +224,7 @@ def cmd_eval(args) -> None:
     validate(results)
     model_name = Path(args.model).stem if args.model not in ("oracle", "random") else args.model
     out = args.out or Path("runs/eval") / f"{short_name(args.env)}_{model_name}_{args.planner}_seed{args.seed}"
-    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    write_json(out / "results.json", results)
     written = [out / "results.json"]
     if importlib.util.find_spec("matplotlib"):
         written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
@@ -249,7 +249,7 @@ def cmd_voe(args) -> None:
                      model_info={"name": model.meta.name, "sha256": model.sha256}, **kwargs)
     validate(result, "voe")
     out = args.out or Path("runs/voe") / f"{short_name(args.env)}_{Path(args.model).stem}_seed{args.seed}"
-    atomic_write(out / "voe.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
+    write_json(out / "voe.json", result)
     plotted = plot_voe(result, out / "voe.png")
     print(json.dumps(result.get("summary", {}), indent=2))
     print(f"wrote {out / 'voe.json'}" + (f" and {plotted}" if plotted else ""))
@@ -311,7 +311,7 @@ def cmd_clevrer_eval(args) -> None:
 
     model = load_model(args.model, device="cpu", trust_code=args.trust_code)
     report = evaluate_scenes(model, videos=args.videos, horizons=args.horizons, seed=args.seed)
-    atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+    write_json(args.out, report)
     for row in report["prediction_error"]:
         print(f"horizon {row['horizon']}: latent error {row['error']:.4g} (relative {row['relative']:.3f})")
     probe = report["probe"]
@@ -341,7 +341,7 @@ def cmd_phyre_eval(args) -> None:
     results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks)
     out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(results, indent=2) + "\n"))
+    write_json(out, results)
     low, high = results["ci95"]
     print(f"{args.agent} on {results['protocol']['tasks']} {args.split}-template test tasks (fold {args.fold}): "
           f"AUCCESS {results['auccess']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {results['solved_within_100']:.0%}; wrote {out}")

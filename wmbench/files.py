@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -22,3 +25,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | Path, document: Any, indent: int = 2) -> Path:
+    """``document`` as JSON (numpy scalars and arrays as plain numbers and lists), written atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(document, indent=indent, default=_jsonable) + "\n"))
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

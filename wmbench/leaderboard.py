@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from wmbench.files import atomic_write
+from wmbench.files import write_json
 from wmbench.results import schema, validate, wilson_interval
 
 PROTOCOL_VERSION = 1
@@ -208,5 +208,5 @@ def submit(results_path: str | Path, board_path: str | Path, **entry_options) ->
         check_duplicate(board, entry)
         board["entries"].append(entry)
         board["entries"].sort(key=lambda e: (e["env"], e["table"], -e["success"]["rate"], e["model"]))
-        atomic_write(board_path, lambda tmp: tmp.write_text(json.dumps(board, indent=2) + "\n"))
+        write_json(board_path, board)
     return entry

@@ -31,6 +31,7 @@ import wmbench
 from wmbench.data import storage
 from wmbench.data.recipe import Recipe, episode_seeds
 from wmbench.policies import make_policy
+from wmbench.files import write_json
 
 
 class CollectionStopped(RuntimeError):
@@ -159,7 +160,7 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
             tmp.unlink()
     else:  # no episode is written before collection.json, so a staging folder without it holds none
         episodes_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_json(staging / "collection.json", expected)
+        write_json(staging / "collection.json", expected)
 
     todo = [i for i in range(recipe.episodes) if not episode_file(episodes_dir, i).exists()]
     bar = tqdm(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
@@ -229,12 +230,12 @@ def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     storage.merge_episodes(files, data / storage.MAIN_FILE)
     sha256 = storage.dataset_sha256(checksums)
-    storage.write_json(data / storage.MANIFEST_FILE, {
+    write_json(data / storage.MANIFEST_FILE, {
         "sha256": sha256,
         "files": {storage.MAIN_FILE: storage.file_sha256(data / storage.MAIN_FILE)},
         "episodes": checksums,
     })
-    storage.write_json(data / storage.METADATA_FILE, _metadata(recipe, env, sha256, data))
+    write_json(data / storage.METADATA_FILE, _metadata(recipe, env, sha256, data))
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staging / "dataset", target)
     shutil.rmtree(staging)

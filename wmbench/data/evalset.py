@@ -29,7 +29,7 @@ from tqdm import tqdm
 import wmbench
 from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, goal_env, short_name
-from wmbench.files import atomic_write
+from wmbench.files import atomic_write, write_json
 from wmbench.policies import make_policy
 
 PAIRS = 200
@@ -163,7 +163,7 @@ def save_eval_set(evalset: EvalSet, directory: str | Path = EVAL_DIR) -> Path:
             np.savez_compressed(file, **evalset.arrays())
 
     atomic_write(directory / f"{name}.npz", write_arrays)
-    atomic_write(directory / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    write_json(directory / f"{name}.json", meta)
     return directory / f"{name}.npz"
 
 
