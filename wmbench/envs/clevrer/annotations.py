@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from wmbench.envs.clevrer.physics import Collision, simulate
+from wmbench.envs.clevrer.physics import Collision, Trajectory, simulate
 from wmbench.envs.clevrer.scene import Scene
 
 PREDICTIVE_FRAMES = 32  # frames simulated after the observed ones: 1.25 s of a 128-frame, 5 s video
@@ -51,11 +51,12 @@ def counterfactuals(scene: Scene, frames: int | None = None) -> dict[int, list[d
     return {i: [collision_record(c) for c in simulate(scene, removed={i}, frames=frames).collisions] for i in range(len(scene.objects))}
 
 
-def annotate(scene: Scene, scene_index: int) -> dict[str, Any]:
-    """The ground truth of ``scene`` (see the module docstring); JSON-ready."""
+def annotate(scene: Scene, scene_index: int, trajectory: Trajectory | None = None) -> dict[str, Any]:
+    """The ground truth of ``scene`` (see the module docstring); JSON-ready. ``trajectory``, when
+    given, is ``simulate(scene, frames=scene.frames + PREDICTIVE_FRAMES)``, already run."""
     observed = scene.frames
     total = observed + PREDICTIVE_FRAMES
-    trajectory = simulate(scene, frames=total)
+    trajectory = trajectory if trajectory is not None else simulate(scene, frames=total)
     events = view_events(trajectory.in_view)
     return {
         "scene_index": scene_index,

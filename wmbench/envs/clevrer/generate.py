@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.data.collect import CollectionStopped, prepare_worker_process
-from wmbench.envs.clevrer.annotations import annotate
+from wmbench.envs.clevrer.annotations import PREDICTIVE_FRAMES, annotate
 from wmbench.envs.clevrer.physics import VIDEO_RESOLUTION, render_video, simulate
 from wmbench.envs.clevrer.questions import DEFAULT_PER_TYPE, generate_questions
 from wmbench.envs.clevrer.scene import FRAMES, sample_scene
-from wmbench.files import atomic_write
+from wmbench.files import atomic_write, write_json
 from wmbench.media import save_mp4
 
 
@@ -50,24 +50,21 @@ def paths(out: Path, index: int) -> dict[str, Path]:
     }
 
 
-def write_json(path: Path, document: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(document, indent=1) + "\n"))
-
-
 def make_video(out: Path, index: int, seed: int, resolution: tuple[int, int]) -> dict[str, float]:
     """Write video ``index``'s three files; returns the seconds each stage took."""
     files, timings = paths(out, index), {}
     start = time.perf_counter()
     scene = sample_scene(scene_seed(seed, index))
-    frames = render_video(scene, simulate(scene), resolution=resolution)
+    trajectory = simulate(scene, frames=scene.frames + PREDICTIVE_FRAMES)  # the video, then the predictive window
+    frames = render_video(scene, trajectory, frames=scene.frames, resolution=resolution)
     atomic_write(files["video"], lambda tmp: save_mp4(frames, tmp, fps=scene.frames / scene.duration))
     timings["video_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    annotation = annotate(scene, index)  # the observed and predictive frames, and one re-simulation per object
-    write_json(files["annotation"], annotation)
+    annotation = annotate(scene, index, trajectory)  # plus one re-simulation per object
+    write_json(files["annotation"], annotation, indent=1)
     timings["annotation_s"] = time.perf_counter() - start
-    write_json(files["questions"], generate_questions(annotation, scene_seed(seed, index), DEFAULT_PER_TYPE))
+    write_json(files["questions"], generate_questions(annotation, scene_seed(seed, index), DEFAULT_PER_TYPE), indent=1)
     return timings
 
 
@@ -121,7 +118,7 @@ def generate(videos: int, out: str | Path, *, seed: int = 0, workers: int = 2, r
     wall = time.perf_counter() - start
 
     every_question = [json.loads(paths(out, i)["questions"].read_text()) for i in range(videos)]
-    write_json(out / "questions.json", every_question)
+    write_json(out / "questions.json", every_question, indent=1)
     manifest = {
         **settings,
         "frames": FRAMES,

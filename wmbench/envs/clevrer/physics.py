@@ -318,11 +318,11 @@ def render(scene: Scene, trajectory: Trajectory | None = None, frame: int = 0, *
         renderer.close()
 
 
-def render_video(scene: Scene, trajectory: Trajectory, *, resolution: tuple[int, int] = VIDEO_RESOLUTION,
+def render_video(scene: Scene, trajectory: Trajectory, *, frames: int | None = None, resolution: tuple[int, int] = VIDEO_RESOLUTION,
                  shadows: bool = False, multisample: bool = False) -> np.ndarray:
-    """Every frame of ``trajectory``: uint8 ``[frames, height, width, 3]``."""
+    """The first ``frames`` frames (default all) of ``trajectory``: uint8 ``[frames, height, width, 3]``."""
     renderer = SceneRenderer(scene, trajectory.removed, resolution, shadows, multisample)
     try:
-        return np.stack([renderer.render(trajectory, frame) for frame in range(len(trajectory.position))])
+        return np.stack([renderer.render(trajectory, frame) for frame in range(frames or len(trajectory.position))])
     finally:
         renderer.close()
