@@ -342,9 +342,10 @@ def cmd_phyre_eval(args) -> None:
     out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, results)
-    low, high = results["ci95"]
+    score = results["auccess"]
+    low, high = score["ci95"]
     print(f"{args.agent} on {results['protocol']['tasks']} {args.split}-template test tasks (fold {args.fold}): "
-          f"AUCCESS {results['auccess']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {results['solved_within_100']:.0%}; wrote {out}")
+          f"AUCCESS {score['value']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {score['solved_within_100']:.0%}; wrote {out}")
 
 
 # ---------------------------------------------------------------------- parser

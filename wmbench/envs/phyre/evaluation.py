@@ -16,7 +16,7 @@ results            AUCCESS with a seeded bootstrap interval, and every task's va
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ from wmbench.auccess import MAX_ATTEMPTS, auccess, auccess_interval, task_split
 from wmbench.envs.phyre.simulation import Scene, simulate
 from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, solve, task
 
+ENV_ID = "wmbench/PHYRE-v0"
+RESULTS_FORMAT = 1  # bump when a field changes meaning
 MAX_PROPOSALS = 100_000  # an agent that proposes only invalid placements is stopped here
 
 
@@ -63,30 +65,62 @@ def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any
 
 def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int = 0, tasks: int | None = None,
                    progress: bool = True) -> dict[str, Any]:
-    """Run ``agent`` on the test tasks of a split (the first ``tasks`` of them when given)."""
+    """Run ``agent`` on the test tasks of a split (the first ``tasks`` of them when given).
+
+    Returns the results document (``wmbench/schemas/phyre_results.schema.json``).
+    """
     if agent not in AGENTS:
         raise ValueError(f"--agent {agent!r}: choose one of {sorted(AGENTS)}")
-    every_task = {name: [f"{name}:{index:03d}" for index in range(TASKS_PER_TEMPLATE)] for name in TEMPLATES}
-    _, test = task_split(every_task, split, fold, seed)
-    test = test[:tasks] if tasks is not None else test
-    outcomes, start = [], time.perf_counter()
-    for task_id in tqdm(test, desc=f"phyre {agent}", unit="task", disable=not progress, dynamic_ncols=True):
-        template, index = task_id.split(":")
-        scene = task(template, int(index))
-        rng = np.random.default_rng([seed, list(TEMPLATES).index(template), int(index)])
-        outcomes.append({"task": task_id, **attempt_task(scene, AGENTS[agent](scene, rng))})
+    _, test = split_tasks(split, fold, seed)
+    chosen = test[:tasks] if tasks is not None else test
+    start = time.perf_counter()
+    outcomes = run_agent(AGENTS[agent], chosen, seed, progress, desc=f"phyre {agent}")
+    return results_document({"name": agent, "model": None, "settings": {}}, split, fold, seed, len(test), outcomes,
+                            {"wall_s": time.perf_counter() - start})
+
+
+def split_tasks(split: str, fold: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train, test) task ids ``"<template>:<index>"`` of fold ``fold`` of a ``within`` or ``cross`` split."""
+    every_task = {name: [task_id(name, index) for index in range(TASKS_PER_TEMPLATE)] for name in TEMPLATES}
+    return task_split(every_task, split, fold, seed)
+
+
+def task_id(template: str, index: int) -> str:
+    return f"{template}:{index:03d}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, int]:
+    template, index = task_id.split(":")
+    return template, int(index)
+
+
+def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]], test: list[str], seed: int,
+              progress: bool, desc: str) -> list[dict[str, Any]]:
+    """Every task's outcome (``attempt_task``); task ``t``'s proposals draw from a generator seeded by (seed, t)."""
+    outcomes = []
+    for tid in tqdm(test, desc=desc, unit="task", disable=not progress, dynamic_ncols=True):
+        template, index = parse_task_id(tid)
+        scene = task(template, index)
+        rng = np.random.default_rng([seed, list(TEMPLATES).index(template), index])
+        outcomes.append({"task": tid, **attempt_task(scene, agent(scene, rng))})
+    return outcomes
+
+
+def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, test_tasks: int,
+                     outcomes: list[dict[str, Any]], timing: dict[str, float], device: dict[str, Any] | None = None) -> dict[str, Any]:
     solved_at = [outcome["solved_at"] for outcome in outcomes]
     low, high = auccess_interval(solved_at, seed=seed)
     return {
-        "format": 1,
-        "env": {"name": "phyre", "id": "wmbench/PHYRE-v0"},
-        "protocol": {"split": split, "fold": fold, "seed": seed, "max_attempts": MAX_ATTEMPTS, "tasks": len(test)},
-        "agent": agent,
-        "auccess": auccess(solved_at),
-        "ci95": [low, high],
-        "interval": "percentile bootstrap over tasks, 2000 resamples",
-        "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at),
-        "tasks": outcomes,
-        "wall_s": time.perf_counter() - start,
+        "format": RESULTS_FORMAT,
         "wmbench_version": wmbench.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "env": {"name": "phyre", "id": ENV_ID, "templates": len(TEMPLATES), "tasks_per_template": TASKS_PER_TEMPLATE},
+        "protocol": {"split": split, "fold": fold, "seed": seed, "max_attempts": MAX_ATTEMPTS, "tasks": len(outcomes),
+                     "test_tasks": test_tasks},
+        "agent": agent,
+        "device": device,
+        "auccess": {"value": auccess(solved_at), "ci95": [low, high], "interval": "percentile bootstrap over tasks, 2000 resamples",
+                    "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)},
+        "tasks": outcomes,
+        "timing": timing,
     }
