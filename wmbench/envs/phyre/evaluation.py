@@ -23,9 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 import wmbench
-from wmbench.auccess import MAX_ATTEMPTS, auccess, auccess_interval, task_split
+from wmbench.auccess import MAX_ATTEMPTS, auccess, auccess_interval
 from wmbench.envs.phyre.simulation import Scene, simulate
-from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, solve, task
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, split_tasks, task
 
 ENV_ID = "wmbench/PHYRE-v0"
 RESULTS_FORMAT = 1  # bump when a field changes meaning
@@ -77,21 +77,6 @@ def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int =
     outcomes = run_agent(AGENTS[agent], chosen, seed, progress, desc=f"phyre {agent}")
     return results_document({"name": agent, "model": None, "settings": {}}, split, fold, seed, len(test), outcomes,
                             {"wall_s": time.perf_counter() - start})
-
-
-def split_tasks(split: str, fold: int, seed: int) -> tuple[list[str], list[str]]:
-    """(train, test) task ids ``"<template>:<index>"`` of fold ``fold`` of a ``within`` or ``cross`` split."""
-    every_task = {name: [task_id(name, index) for index in range(TASKS_PER_TEMPLATE)] for name in TEMPLATES}
-    return task_split(every_task, split, fold, seed)
-
-
-def task_id(template: str, index: int) -> str:
-    return f"{template}:{index:03d}"
-
-
-def parse_task_id(task_id: str) -> tuple[str, int]:
-    template, index = task_id.split(":")
-    return template, int(index)
 
 
 def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]], test: list[str], seed: int,
