@@ -177,17 +177,18 @@ def test_malformed_recipe_is_refused_before_anything_is_written(tmp_path, datase
 
 def test_standard_recipes_match_the_published_sizes_and_minis_share_their_seeds():
     recipes = {path.stem: Recipe.load(path) for path in Path(__file__).parents[1].joinpath("datasets").glob("*.toml")}
-    assert {r.env for r in recipes.values()} == set(GOAL_ENVS)
-    published = {"pusht": (18_500, 160), "tworoom": (10_000, 92), "reacher": (10_000, 200), "cube": (10_000, 200)}
+    assert {r.env for r in recipes.values()} == set(GOAL_ENVS) | {"phyre"}
+    # PHYRE publishes no dataset: 20,000 random valid placements on a fold's training tasks is ours
+    published = {"pusht": (18_500, 160), "tworoom": (10_000, 92), "reacher": (10_000, 200), "cube": (10_000, 200), "phyre": (20_000, 18)}
     for stem, recipe in recipes.items():
         assert recipe.name == f"wmbench/{stem}-v0"
         if stem.endswith("-mini"):
             full = recipes[stem.removesuffix("-mini")]
-            assert (recipe.env, recipe.policy, recipe.steps, recipe.seed) == (full.env, full.policy, full.steps, full.seed)
+            assert (recipe.env, recipe.policy, recipe.steps, recipe.seed, recipe.variation) == (full.env, full.policy, full.steps, full.seed, full.variation)
             assert recipe.resolution == 64 and recipe.episodes < full.episodes
         else:
             assert (recipe.episodes, recipe.steps, recipe.resolution) == (*published[recipe.env], 224)
-    assert len(recipes) == 2 * len(GOAL_ENVS)
+    assert len(recipes) == 2 * (len(GOAL_ENVS) + 1)
 
 
 @pytest.mark.parametrize("env_name", ["pusht", "cube"])

@@ -113,3 +113,40 @@ def test_env_is_deterministic_and_perturbs():
     env.step(np.array([0.0, 0.8, -0.9]))  # a small ball far from everything
     env.step(np.zeros(3))
     assert env.get_state()[5 + 6 * green + 1] < 100  # the ball fell through the shelf (top ~70-150)
+
+
+def test_collect_draws_a_folds_training_tasks_and_labels_success(tmp_path, monkeypatch):
+    """`wmbench collect` on PHYRE: random valid placements on the training side of a split only, each
+    frame labelled by the success rule, the label that of the recorded placement's own simulation."""
+    import minari
+
+    from wmbench.data.collect import collect
+    from wmbench.data.recipe import Recipe
+    from wmbench.envs.phyre.templates import parse_task_id, split_tasks
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    recipe = Recipe(name="phyre-train-v0", env="phyre", policy="random_valid", episodes=12, steps=18, resolution=32,
+                    variation={"split": "cross", "fold": 0})
+    collect(recipe, progress=False)
+    _, test = split_tasks("cross", 0, seed=0)
+    test_templates = {list(TEMPLATES).index(parse_task_id(t)[0]) for t in test}
+    for episode in minari.load_dataset("phyre-train-v0").iterate_episodes():
+        states = episode.infos["state"]
+        template, index = int(states[0, 0]), int(states[0, 1])
+        assert template not in test_templates
+        placement = (episode.actions[0] + 1) / 2
+        assert is_valid(task(template, index), placement) and not episode.actions[1:].any()
+        assert states[1, 4] > 0 and episode.observations["pixels"].shape == (19, 32, 32, 3)
+        solved = simulate(task(template, index), placement).solved
+        assert episode.infos["success"].any() == solved  # the first frame after 3 s of touching, within 17 s
+        assert not episode.infos["success"][:4].any()  # 3 s of contact cannot have passed by frame 3
+
+
+def test_split_variation_is_checked():
+    with pytest.raises(ValueError, match="within, cross"):
+        PhyreEnv(variation={"split": "diagonal"})
+    with pytest.raises(ValueError, match="fold 0-4"):
+        PhyreEnv(variation={"split": "within", "fold": 5})
+    env = PhyreEnv(resolution=32, variation={"split": "within", "task": 3})
+    with pytest.raises(ValueError, match="leave `template` and `task` unset"):
+        env.reset(seed=0)

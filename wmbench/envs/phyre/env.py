@@ -15,15 +15,18 @@ state (77)          template number, task index, physics steps simulated, consec
 proprio (1)         the red ball radius (0 until placed): the agent's only "body"
 pixels              the scene drawn at ``resolution`` (default 224) in PHYRE's colors on white
 success             the green object has touched a blue or purple one for 180 consecutive
-                    physics steps (3 s); reward 1 on success. A PHYRE goal is a relation, not a
+                    physics steps (3 s), and stays solved after; reward 1 on success. A PHYRE goal is a relation, not a
                     state: ``goal_state`` is the state where the oracle's ball has just solved
                     the task (found by ``solve``, cached per task), so starting there succeeds at
                     once; the rule itself reads only the state's touch counter
 termination         on success (unless ``terminate_on_success=False``) or an invalid action;
                     truncation after 17 s of simulation (17 steps at stride 60)
 reset               variation ``template`` (name or number) and ``task`` (0-99) select the task;
-                    unset, each is drawn from the seed. ``options["state"]`` loads a state,
-                    its task included
+                    unset, each is drawn from the seed. ``split`` ("within" or "cross") with
+                    ``fold`` (0-4) draws only the training tasks of that fold (fold seed 0, as
+                    ``wmbench phyre eval``'s default): the data a model may learn from before its
+                    evaluation on the test tasks. ``options["state"]`` loads a state, its task
+                    included
 perturb             ``teleport(index=, position=, angle=)``: moves a dynamic object (default the
                     green one, to a random spot above the scene's middle); ``recolor(target=
                     "goal"|"action_ball"|"dynamic_target"|"static_target"|"background")``;
@@ -43,7 +46,8 @@ import pymunk
 
 from wmbench.envs.base import Factor, WorldModelEnv, color
 from wmbench.envs.phyre import simulation as sim
-from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, solve, task
+from wmbench.auccess import FOLDS
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, split_tasks, task
 
 SLOTS = 12
 BOUND = 1e5  # of positions, angles and velocities: 17 s of free fall reach about 36,000 px and 4,300 px/s
@@ -94,6 +98,18 @@ def _task(name, value):
     raise ValueError(f"variation {name}={value!r}: a task index 0-{TASKS_PER_TEMPLATE - 1}")
 
 
+def _split(name, value):
+    if value is None or value in ("within", "cross"):
+        return value
+    raise ValueError(f"variation {name}={value!r}: within, cross, or None (every task)")
+
+
+def _fold(name, value):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < FOLDS:
+        return int(value)
+    raise ValueError(f"variation {name}={value!r}: a fold 0-{FOLDS - 1}")
+
+
 class PhyreEnv(WorldModelEnv):
     env_name = "Phyre"
     state_names = HEADER + tuple(f"{field}_{slot}" for slot in range(SLOTS) for field in SLOT_FIELDS)
@@ -108,6 +124,8 @@ class PhyreEnv(WorldModelEnv):
     VARIATIONS = {
         "template": Factor(None, "template name or number (None: drawn from the seed)", _template),
         "task": Factor(None, "task index 0-99 (None: drawn from the seed)", _task),
+        "split": Factor(None, "draw tasks only from the training side of this split: within or cross (None: every task)", _split),
+        "fold": Factor(0, "the fold (0-4) of `split` whose training tasks are drawn", _fold),
         **{f"{name}_color": Factor(rgb, f"color of {name} objects", color) for name, rgb in sim.COLORS.items()},
         "background_color": Factor(sim.BACKGROUND, "background color", color),
     }
@@ -134,8 +152,15 @@ class PhyreEnv(WorldModelEnv):
     # ------------------------------------------------------------------ physics
     def _sample_state(self, rng):
         v = self.variation
-        template = v["template"] if v["template"] is not None else int(rng.integers(len(TEMPLATES)))
-        index = v["task"] if v["task"] is not None else int(rng.integers(TASKS_PER_TEMPLATE))
+        if v["split"] is not None:
+            if v["template"] is not None or v["task"] is not None:
+                raise ValueError("variation: `split` draws the task from a fold's training side; leave `template` and `task` unset with it")
+            train, _ = split_tasks(v["split"], v["fold"], seed=0)
+            name, index = parse_task_id(train[int(rng.integers(len(train)))])
+            template = list(TEMPLATES).index(name)
+        else:
+            template = v["template"] if v["template"] is not None else int(rng.integers(len(TEMPLATES)))
+            index = v["task"] if v["task"] is not None else int(rng.integers(TASKS_PER_TEMPLATE))
         scene = task(template, index)
         state = np.zeros(len(self.state_names))
         state[:2] = template, index

@@ -14,7 +14,8 @@ objects             ``ball`` (diameter = width = height), ``bar`` and ``box`` (r
                     The pose of the others is their centre; angles in radians, counterclockwise
 colors              PHYRE's: red = the action's ball, green = goal object, blue = dynamic target,
                     purple = static target, gray = other dynamic, black = other static
-goal                the green object touches a blue or purple one for 180 consecutive steps (3 s)
+goal                the green object touches a blue or purple one for 180 consecutive steps (3 s);
+                    once met, the task stays solved (the touch counter stops at 180)
 action              ``(x, y, r)`` in [0, 1]^3: a red ball at ``(256 x, 256 y)`` of radius
                     ``2 + 30 r`` px; invalid (not simulated) if it overlaps an object or is not
                     wholly inside the scene
@@ -211,7 +212,8 @@ class World:
 
     def step(self) -> None:
         self.space.step(DT)
-        self.touch_steps = self.touch_steps + 1 if self.touching() else 0
+        if not self.solved:  # a solved task stays solved, as in PHYRE, whatever happens next
+            self.touch_steps = self.touch_steps + 1 if self.touching() else 0
 
     @property
     def solved(self) -> bool:
