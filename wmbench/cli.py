@@ -337,8 +337,14 @@ def cmd_clevrer_score(args) -> None:
 
 def cmd_phyre_eval(args) -> None:
     from wmbench.envs.phyre.evaluation import evaluate_agent
+    from wmbench.results import validate
 
-    results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks)
+    options = {key: value for key in ("candidates", "probe_samples", "horizon") if (value := getattr(args, key)) is not None}
+    if options and args.agent != "world-model":
+        raise ValueError(f"--{next(iter(options)).replace('_', '-')} is a setting of the world-model agent; drop it for --agent {args.agent}")
+    results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks, model=args.model, device=args.device,
+                             trust_code=args.trust_code, **options)
+    validate(results, "phyre_results")
     out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, results)
@@ -474,12 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     phyre = commands.add_parser("phyre", help="PHYRE-style puzzles: evaluate an agent by AUCCESS")
     phyre_commands = phyre.add_subparsers(dest="phyre_command", required=True, metavar="ACTION")
     phyre_eval = phyre_commands.add_parser("eval", help="up to 100 ranked valid attempts per test task, scored by AUCCESS")
-    phyre_eval.add_argument("--agent", required=True, help="random (PHYRE's random agent) or oracle (simulator search, the ceiling)")
+    phyre_eval.add_argument("--agent", required=True,
+                            help="random (PHYRE's random agent), oracle (simulator search, the ceiling) or world-model (needs --model)")
+    phyre_eval.add_argument("--model", help="world-model agent: a checkpoint trained on PHYRE frames and 3-d actions")
     phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
     phyre_eval.add_argument("--fold", type=int, default=0, help="fold 0-4 of the 80/20 split (default 0)")
     phyre_eval.add_argument("--seed", type=int, default=0, help="seed of the folds and of the agent (default 0)")
     phyre_eval.add_argument("--tasks", type=int, help="only the first N test tasks (default all)")
     phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json)")
+    ranking = phyre_eval.add_argument_group("world-model agent")
+    ranking.add_argument("--candidates", type=int, help="random valid placements ranked per task (default 1000)")
+    ranking.add_argument("--probe-samples", type=int, help="placements on training tasks the success probe is fitted on (default 2000)")
+    ranking.add_argument("--horizon", type=int, help="model steps predicted before the probe reads the latent (default: 10 s of physics)")
+    ranking.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    ranking.add_argument("--trust-code", action="store_true", help="allow a research-code checkpoint (runs its Python code)")
     phyre_eval.set_defaults(run=cmd_phyre_eval)
 
     clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")

@@ -7,7 +7,9 @@ attempts           an agent proposes placements in its order of preference; inva
                    (overlapping an object or leaving the scene) are skipped and not counted;
                    the first valid attempt that solves the task ends it
 agents             ``random``: uniform (x, y, r), PHYRE's random agent; ``oracle``: simulator
-                   search (``templates.solve``), the ceiling
+                   search (``templates.solve``), the ceiling; ``world-model``: a checkpoint's
+                   predicted latents scored by a probe fitted on the training tasks
+                   (``ranking.WorldModelAgent``)
 results            AUCCESS with a seeded bootstrap interval, and every task's valid attempts,
                    invalid proposals and the attempt that solved it
 =================  ===========================================================================
@@ -44,7 +46,8 @@ def oracle_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]
     yield from random_agent(scene, rng)  # no solution found: fall back on chance
 
 
-AGENTS = {"random": random_agent, "oracle": oracle_agent}
+SIMULATOR_AGENTS = {"random": random_agent, "oracle": oracle_agent}
+AGENTS = (*SIMULATOR_AGENTS, "world-model")
 
 
 def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any]:
@@ -64,19 +67,49 @@ def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any
 
 
 def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int = 0, tasks: int | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, *, model: str | None = None, device: str = "auto", trust_code: bool = False,
+                   **world_model_options) -> dict[str, Any]:
     """Run ``agent`` on the test tasks of a split (the first ``tasks`` of them when given).
 
-    Returns the results document (``wmbench/schemas/phyre_results.schema.json``).
+    ``world-model`` needs ``model``, a checkpoint; ``world_model_options`` go to ``WorldModelAgent``
+    (candidates, probe_samples, horizon). Returns the results document
+    (``wmbench/schemas/phyre_results.schema.json``).
     """
     if agent not in AGENTS:
-        raise ValueError(f"--agent {agent!r}: choose one of {sorted(AGENTS)}")
-    _, test = split_tasks(split, fold, seed)
+        raise ValueError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
+    if (agent == "world-model") != (model is not None):
+        raise ValueError("--model: the world-model agent needs a checkpoint (--model PATH), and only it takes one")
+    train, test = split_tasks(split, fold, seed)
     chosen = test[:tasks] if tasks is not None else test
     start = time.perf_counter()
-    outcomes = run_agent(AGENTS[agent], chosen, seed, progress, desc=f"phyre {agent}")
-    return results_document({"name": agent, "model": None, "settings": {}}, split, fold, seed, len(test), outcomes,
-                            {"wall_s": time.perf_counter() - start})
+    if agent == "world-model":
+        ranker, description, device_description = world_model_agent(model, train, seed, progress, device, trust_code, world_model_options)
+        timing = {"probe_s": ranker.probe_s}
+    else:
+        ranker, description, device_description, timing = SIMULATOR_AGENTS[agent], {"name": agent, "model": None, "settings": {}}, None, {}
+    outcomes = run_agent(ranker, chosen, seed, progress, desc=f"phyre {agent}")
+    return results_document(description, split, fold, seed, len(test), outcomes, {**timing, "wall_s": time.perf_counter() - start},
+                            device_description)
+
+
+def world_model_agent(model: str, train: list[str], seed: int, progress: bool, device: str, trust_code: bool,
+                      options: dict[str, Any]):
+    """The ranking agent of a checkpoint, its description for the results, and the device's."""
+    from wmbench.checkpoint import check_compatible, load_model
+    from wmbench.envs.phyre.ranking import WorldModelAgent
+    from wmbench.evaluation import device_info, json_meta, resolve_device
+
+    torch_device = resolve_device(device)
+    loaded = load_model(model, device=torch_device, trust_code=trust_code)
+    check_compatible(loaded.meta, wmbench.make("phyre", obs_type="state"))
+    ranker = WorldModelAgent(loaded, train, seed=seed, progress=progress, **options)
+    description = {
+        "name": "world-model",
+        "model": {"name": loaded.meta.name, "source": loaded.source, "sha256": loaded.sha256,
+                  "parameters": getattr(loaded, "parameters_count", None), "meta": json_meta(loaded.meta)},
+        "settings": ranker.settings(),
+    }
+    return ranker, description, device_info(torch_device)
 
 
 def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]], test: list[str], seed: int,

@@ -239,13 +239,20 @@ class Rollout:
 
 def is_valid(scene: Scene, action) -> bool:
     """Whether the action's ball lies wholly inside the scene and overlaps no object."""
-    x, y, radius = action_ball(action)
-    if not (radius <= x <= SIZE - radius and radius <= y <= SIZE - radius):
-        return False
-    world = World(scene)
-    probe = pymunk.Circle(pymunk.Body(body_type=pymunk.Body.KINEMATIC), radius)
-    probe.body.position = (x, y)
-    return not world.space.shape_query(probe)
+    return bool(valid_placements(scene, [action])[0])
+
+
+def valid_placements(scene: Scene, actions) -> np.ndarray:
+    """``is_valid`` of each of ``actions`` (``[N, 3]``), querying one world of ``scene``."""
+    space = World(scene).space
+    valid = np.zeros(len(actions), bool)
+    for i, action in enumerate(actions):
+        x, y, radius = action_ball(action)
+        if radius <= x <= SIZE - radius and radius <= y <= SIZE - radius:
+            probe = pymunk.Circle(pymunk.Body(body_type=pymunk.Body.KINEMATIC), radius)
+            probe.body.position = (x, y)
+            valid[i] = not space.shape_query(probe)
+    return valid
 
 
 def simulate(scene: Scene, action=None, steps: int = MAX_STEPS, stride: int = FPS, stop_when_decided: bool = False) -> Rollout:
@@ -291,6 +298,16 @@ def draw(scene: Scene, poses: np.ndarray, resolution: int | tuple[int, int] = 25
                 stamp_disc(image, centre, half[0], rgb, pixel)
             else:
                 stamp_box(image, centre, half, -angle, rgb, pixel)
+    return image
+
+
+def draw_ball(image: np.ndarray, action, rgb=COLORS["red"]) -> np.ndarray:
+    """A copy of ``image`` (a ``draw`` of a scene) with the action's ball drawn on top: exactly
+    ``draw`` of the scene with the ball added (it is drawn last), without redrawing the rest."""
+    x, y, radius = action_ball(action)
+    height, width = image.shape[:2]
+    image = image.copy()
+    stamp_disc(image, (x, SIZE - y), radius, rgb, (SIZE / width, SIZE / height))
     return image
 
 

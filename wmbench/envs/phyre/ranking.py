@@ -1,0 +1,163 @@
+"""The world-model agent of PHYRE's evaluation: rank candidate balls by a success score that a
+probe reads from the model's predicted latents.
+
+=================  ===========================================================================
+frames             what the env shows: the scene at rest before the ball (repeated to fill the
+                   model's history; nothing moves before the ball is placed), then the scene
+                   with the ball. The action block leading into the ball's frame holds the
+                   placement, every later one zeros (the env ignores actions after the first)
+rollout            ``horizon`` model steps from that history (default: 10 s of physics at the
+                   env's default stride of one frame per second), chained when a checkpoint's
+                   own rollout horizon is shorter
+probe              logistic regression (L2, standardized features) on the last predicted
+                   latent, fitted on ``probe_samples`` random valid placements on the split's
+                   training tasks, each labelled by the simulator. The test tasks are never
+                   simulated for it
+ranking            ``candidates`` random valid placements per test task, attempted in order of
+                   the probe's score, best first
+=================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wmbench.envs.phyre.simulation import FPS, MAX_STEPS, Scene, draw, draw_ball, initial_poses, simulate, valid_placements
+from wmbench.envs.phyre.templates import parse_task_id, task
+from wmbench.voe import auroc
+
+PROBE_SAMPLES = 2000
+CANDIDATES = 1000
+HORIZON_SECONDS = 10  # most placements have decided their task by then (see envs/phyre.md)
+STRIDE = FPS  # physics steps per env step: the env's default, one frame per second
+PROBE_L2 = 1e-3
+BATCH = 256
+
+
+def random_valid_placements(scene: Scene, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` uniform (x, y, r) in [0, 1]^3 that place a valid ball, drawn in batches."""
+    found = []
+    while sum(len(f) for f in found) < count:
+        draws = rng.uniform(0.0, 1.0, (2 * count, 3))
+        found.append(draws[valid_placements(scene, draws)])
+    return np.concatenate(found)[:count]
+
+
+class WorldModelAgent:
+    """Ranks random valid placements of each task by a probe's success score on predicted latents."""
+
+    def __init__(self, model, train_tasks: list[str], *, candidates: int = CANDIDATES, probe_samples: int = PROBE_SAMPLES,
+                 horizon: int | None = None, seed: int = 0, progress: bool = True):
+        meta = model.meta
+        if meta.action_dim != 3:
+            raise ValueError(f"model {meta.name!r} takes {meta.action_dim}-d actions; PHYRE's action is the ball's (x, y, r): train it on PHYRE data")
+        for name, value in (("candidates", candidates), ("probe_samples", probe_samples)):
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+        self.model = model
+        self.candidates = candidates
+        self.horizon = horizon or math.ceil(HORIZON_SECONDS / meta.action_block)
+        if not 1 <= self.horizon * meta.action_block * STRIDE <= MAX_STEPS:
+            raise ValueError(f"--horizon {self.horizon}: the model's rollout must stay within PHYRE's 17 s of physics")
+        start = time.perf_counter()
+        self.probe = self._fit_probe(train_tasks, probe_samples, np.random.default_rng([seed, 1]), progress)
+        self.probe_s = time.perf_counter() - start
+
+    # ------------------------------------------------------------------ the model
+    def history(self, scene: Scene, actions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels ``[N, T, 3, H, W]`` and action blocks ``[N, T + horizon, block]`` of each placement."""
+        meta = self.model.meta
+        before = draw(scene, initial_poses(scene), meta.image_size)
+        frames = np.stack([draw_ball(before, action) for action in actions])
+        pixels = np.concatenate([np.broadcast_to(before, (len(actions), meta.history - 1, *before.shape)), frames[:, None]], axis=1)
+        blocks = np.zeros((len(actions), meta.history + self.horizon, meta.action_block, meta.action_dim), np.float32)
+        if meta.history > 1:
+            blocks[:, meta.history - 2, 0] = 2.0 * actions - 1.0  # the env's action space is [-1, 1]^3
+        blocks = meta.normalize_actions(torch.from_numpy(blocks.reshape(len(actions), meta.history + self.horizon, -1)))
+        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 1, 4, 2, 3), blocks
+
+    @torch.no_grad()
+    def features(self, scene: Scene, actions: np.ndarray) -> np.ndarray:
+        """The last predicted latent (flattened) of each placement in ``scene``."""
+        out = []
+        for start in range(0, len(actions), BATCH):
+            pixels, blocks = self.history(scene, actions[start : start + BATCH])
+            latents = self.model.encode(pixels)
+            out.append(self.predict(latents, blocks)[:, -1].flatten(1).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def predict(self, latents: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        """``horizon`` predicted latents, in pieces of at most the checkpoint's own rollout horizon."""
+        history, limit = self.model.meta.history, getattr(self.model, "horizon", None) or self.horizon
+        predicted = []
+        done = 0
+        while done < self.horizon:
+            steps = min(limit, self.horizon - done)
+            chunk = self.model.rollout(latents, blocks[:, done : done + history + steps])
+            predicted.append(chunk)
+            latents = torch.cat([latents, chunk], dim=1)[:, -history:]
+            done += steps
+        return torch.cat(predicted, dim=1)
+
+    # ------------------------------------------------------------------ the probe
+    def _fit_probe(self, train_tasks: list[str], samples: int, rng: np.random.Generator, progress: bool) -> dict[str, Any]:
+        chosen = [train_tasks[i] for i in rng.integers(len(train_tasks), size=samples)]
+        features, labels = [], []
+        for tid in tqdm(sorted(set(chosen)), desc="phyre probe data", unit="task", disable=not progress, dynamic_ncols=True):
+            scene = task(*parse_task_id(tid))
+            actions = random_valid_placements(scene, chosen.count(tid), rng)
+            labels.extend(simulate(scene, action, stop_when_decided=True).solved for action in actions)
+            features.append(self.features(scene, actions))
+        return fit_logistic(np.concatenate(features), np.array(labels, dtype=float))
+
+    def scores(self, scene: Scene, actions: np.ndarray) -> np.ndarray:
+        return logistic_scores(self.probe, self.features(scene, actions))
+
+    # ------------------------------------------------------------------ the agent
+    def __call__(self, scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        actions = random_valid_placements(scene, self.candidates, rng)
+        order = np.argsort(-self.scores(scene, actions), kind="stable")
+        yield from actions[order]
+
+    def settings(self) -> dict[str, Any]:
+        probe = self.probe
+        return {"candidates": self.candidates, "horizon": self.horizon, "horizon_seconds": self.horizon * self.model.meta.action_block * STRIDE / FPS,
+                "probe": {"samples": probe["samples"], "positives": probe["positives"], "train_accuracy": probe["train_accuracy"],
+                          "train_auroc": probe["train_auroc"], "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2) -> dict[str, Any]:
+    """L2-regularized logistic regression on standardized features (L-BFGS, float64)."""
+    features = np.asarray(features, np.float64)
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    x = torch.from_numpy((features - mean) / std)
+    y = torch.from_numpy(labels)
+    weight = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(x @ weight + bias, y) + l2 * weight.pow(2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    probe = {"mean": mean, "std": std, "weight": weight.detach().numpy(), "bias": float(bias.detach())}
+    scores = logistic_scores(probe, features)
+    return {**probe, "samples": len(labels), "positives": int(labels.sum()),
+            "train_accuracy": float(((scores > 0.5) == (labels > 0.5)).mean()),
+            "train_auroc": auroc(scores[labels > 0.5], scores[labels <= 0.5]) if 0 < labels.sum() < len(labels) else None}
+
+
+def logistic_scores(probe: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    logits = ((features - probe["mean"]) / probe["std"]) @ probe["weight"] + probe["bias"]
+    return 1.0 / (1.0 + np.exp(-logits))
+
