@@ -1,4 +1,4 @@
-"""Leaderboard submissions: what is accepted, every way a submission is refused, and the atomic merge."""
+"""Leaderboard submissions: what is accepted, every way a submission is refused, and the atomic merge; goal-reaching and PHYRE results."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import jsonschema
 import pytest
 
 from wmbench.cli import main
+from wmbench.envs.phyre.evaluation import evaluate_agent
 from wmbench.evaluation import EvalSettings, evaluate
 from wmbench.leaderboard import SubmissionError, load_board, make_entry, submit
-from wmbench.results import schema
+from wmbench.results import schema, validate
+
+LEADERBOARD = Path(__file__).parents[1] / "leaderboard"
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,18 @@ def model_results(tmp_path_factory) -> dict:
     checkpoint = export(TinyWorldModel(image_size=32, action_dim=2), tmp_path_factory.mktemp("model") / "tiny.wmb")
     results, _ = evaluate(str(checkpoint), "tworoom", EvalSettings(device="cpu"), progress=False)
     return results
+
+
+@pytest.fixture(scope="module")
+def phyre_results() -> dict:
+    """A real PHYRE run on the first 3 test tasks of within fold 0 (random placements: a fraction of a second)."""
+    return evaluate_agent("random", "within", 0, tasks=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def phyre_reference() -> dict:
+    """The committed standard-protocol random run on within fold 0: all 200 test tasks."""
+    return json.loads((LEADERBOARD / "results" / "random-phyre-within-fold0.json").read_text())
 
 
 def write(tmp_path: Path, results: dict, name: str = "results.json") -> Path:
@@ -174,7 +189,7 @@ def test_the_committed_leaderboard_checks_out_against_its_results_and_is_rendere
     from wmbench.leaderboard import results_digest
     from wmbench.leaderboard_page import render_html, render_markdown
 
-    root = Path(__file__).parents[1] / "leaderboard"
+    root = LEADERBOARD
     board = load_board(root / "leaderboard.json")
     sources = {results_digest(json.loads(path.read_text())): path for path in (root / "results").glob("*.json")}
     for entry in board["entries"]:
@@ -191,3 +206,88 @@ def test_the_committed_leaderboard_checks_out_against_its_results_and_is_rendere
     assert (root / "leaderboard.md").read_text() == markdown
     readme = (root.parent / "README.md").read_text()
     assert f"<!-- leaderboard:start -->\n{markdown}<!-- leaderboard:end -->" in readme, "run `wmbench leaderboard --readme README.md`"
+
+
+# ---------------------------------------------------------------------- PHYRE
+
+
+def test_phyre_eval_writes_what_the_phyre_schema_describes(phyre_results):
+    validate(phyre_results, "phyre_results")
+    validate(evaluate_agent("oracle", "cross", 0, tasks=2, progress=False), "phyre_results")
+    checkpoint = {"name": "lewm", "source": "export", "sha256": "c" * 64, "parameters": 1_850_000, "meta": {"horizon": 5}}
+    world_model = copy.deepcopy(phyre_results)
+    world_model["agent"] = {"name": "world-model", "model": checkpoint, "settings": {"candidates": 1000, "probe": {"accuracy": 0.9}}}
+    world_model["device"] = {"type": "cpu", "name": "AMD EPYC", "torch": "2.5.1", "threads": 2}
+    world_model["timing"]["probe_s"] = 12.5
+    validate(world_model, "phyre_results")
+    world_model["agent"]["model"] = None
+    with pytest.raises(ValueError, match="at agent/model: None is not of type 'object'"):
+        validate(world_model, "phyre_results")
+
+
+def test_a_phyre_run_goes_to_its_split_and_fold(tmp_path, phyre_reference, capsys):
+    board = tmp_path / "leaderboard.json"
+    assert main(["submit", str(write(tmp_path, phyre_reference)), "--leaderboard", str(board)]) == 0
+    assert "reference table" in capsys.readouterr().out
+    [entry] = load_board(board)["entries"]
+    assert entry["table"] == "reference" and (entry["env"], entry["split"], entry["fold"], entry["agent"]) == ("phyre", "within", 0, "random")
+    assert entry["auccess"] == {**{key: phyre_reference["auccess"][key] for key in ("value", "ci95", "solved_within_100")}, "tasks": 200}
+    assert entry["deviations"] == {} and entry["device"] is None
+
+    # a world model's run of the standard protocol is ranked in the standard table, under its checkpoint's name
+    world_model = copy.deepcopy(phyre_reference)
+    world_model["agent"] = {"name": "world-model", "model": {"name": "lewm", "source": "export", "sha256": "c" * 64, "parameters": 1_850_000},
+                            "settings": {}}
+    world_model["device"] = {"type": "cuda", "name": "NVIDIA H100", "torch": "2.5.1", "threads": None}
+    entry = submit(write(tmp_path, world_model, "lewm.json"), board, links=["https://example.org/lewm"])
+    assert (entry["table"], entry["model"], entry["parameters"], entry["checkpoint_sha256"], entry["device"]) == (
+        "standard", "lewm", 1_850_000, "c" * 64, "NVIDIA H100")
+    assert [e["model"] for e in load_board(board)["entries"]] == ["random", "lewm"]
+
+
+def test_a_phyre_run_off_the_standard_protocol_needs_custom(tmp_path, phyre_results):
+    refused(phyre_results, "not the standard protocol \\(tasks: 200 -> 3\\); evaluate with `wmbench phyre eval`'s defaults.*--custom")
+    entry = submit(write(tmp_path, phyre_results), tmp_path / "leaderboard.json", custom=True)
+    assert entry["table"] == "custom" and entry["deviations"] == {"tasks": [200, 3]} and entry["auccess"]["tasks"] == 3
+
+    other_seed = evaluate_agent("random", "within", 0, seed=1, tasks=3, progress=False)  # another split of the tasks
+    refused(other_seed, "seed: 0 -> 1; tasks: 200 -> 3")
+    assert make_entry(other_seed, custom=True)["deviations"] == {"seed": [0, 1], "tasks": [200, 3]}
+
+
+def test_an_edited_phyre_file_is_refused_naming_the_field(phyre_results):
+    def edited(change) -> dict:
+        results = copy.deepcopy(phyre_results)
+        change(results)
+        return results
+
+    late = next(index for index, task in enumerate(phyre_results["tasks"]) if task["solved_at"] is not None and task["solved_at"] > 1)
+    cases = {
+        "auccess.value is 0.99, but the 3 per-task outcomes give": lambda r: r["auccess"].update(value=0.99),
+        "auccess.ci95": lambda r: r["auccess"].update(ci95=[r["auccess"]["value"] - 0.01, r["auccess"]["value"] + 0.01]),
+        "auccess.solved_within_100": lambda r: r["auccess"].update(solved_within_100=0.5),
+        "auccess.value": lambda r: r["tasks"][late].update(solved_at=1, attempts=1),  # a better outcome, summary left as it was
+        f"tasks\\[{late}\\]: solved_at 100 with": lambda r: r["tasks"][late].update(solved_at=100),
+        "tasks\\[0\\].task is 'ball_off_shelf:000', but test task 1 of fold 0 of the within split \\(seed 0\\) is": (
+            lambda r: r["tasks"][0].update(task="ball_off_shelf:000")),
+        "tasks\\[0\\].task": lambda r: r["tasks"].reverse(),
+        "tasks: 2 outcomes, but protocol.tasks says 3": lambda r: r["tasks"].pop(),
+        "protocol.test_tasks is 100, but fold 0 of the within split": lambda r: r["protocol"].update(test_tasks=100),
+        "schema at tasks/0/attempts: 101 is greater than the maximum of 100": lambda r: r["tasks"][0].update(attempts=101),
+        "schema at auccess: Additional properties are not allowed": lambda r: r["auccess"].update(rank=1),
+    }
+    for message, change in cases.items():
+        refused(edited(change), message, custom=True)
+
+
+def test_phyre_duplicates_are_refused_per_split_and_fold(tmp_path, phyre_results):
+    board = tmp_path / "leaderboard.json"
+    submit(write(tmp_path, phyre_results), board, custom=True)
+    with pytest.raises(SubmissionError, match="on the leaderboard already, as 'random' on phyre within fold 0"):
+        submit(write(tmp_path, phyre_results, "again.json"), board, custom=True)
+    rerun = copy.deepcopy(phyre_results)
+    rerun["created"] = "2030-01-01T00:00:00Z"
+    with pytest.raises(SubmissionError, match="'random' already has a custom entry on phyre within fold 0"):
+        submit(write(tmp_path, rerun, "rerun.json"), board, custom=True)
+    submit(write(tmp_path, evaluate_agent("random", "within", 1, tasks=3, progress=False), "fold1.json"), board, custom=True)
+    assert [(e["split"], e["fold"]) for e in load_board(board)["entries"]] == [("within", 0), ("within", 1)]

@@ -266,13 +266,14 @@ def cmd_export(args) -> None:
 
 
 def cmd_submit(args) -> None:
-    from wmbench.leaderboard import submit
+    from wmbench.leaderboard import place, submit
+    from wmbench.leaderboard_page import score_text
 
     authors = [name.strip() for name in args.authors.split(",") if name.strip()] if args.authors else []
     entry = submit(args.results, args.leaderboard, name=args.name, authors=authors, links=args.url, custom=args.custom)
-    low, high = entry["success"]["ci95"]
-    print(f"accepted into the {entry['table']} table of {args.leaderboard}: {entry['model']} on {entry['env']}, "
-          f"{100 * entry['success']['rate']:.1f}% ({100 * low:.1f}-{100 * high:.1f}); render it with `wmbench leaderboard`")
+    score = f"AUCCESS {score_text(entry)}" if entry["env"] == "phyre" else score_text(entry)
+    print(f"accepted into the {entry['table']} table of {args.leaderboard}: {entry['model']} on {place(entry)}, {score}; "
+          "render it with `wmbench leaderboard`")
 
 
 def cmd_leaderboard(args) -> None:
@@ -462,9 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
     evalset.set_defaults(run=cmd_evalset)
 
-    submit = commands.add_parser("submit", help="check a results JSON against its outcomes and the standard protocol; add it to the leaderboard")
-    submit.add_argument("results", type=Path, help="the results.json that `wmbench eval` wrote")
-    submit.add_argument("--name", help="the model's name on the leaderboard (default: the checkpoint's)")
+    submit = commands.add_parser("submit", help="check a results JSON (goal-reaching or PHYRE) against its outcomes and the standard protocol; add it to the leaderboard")
+    submit.add_argument("results", type=Path, help="the results JSON that `wmbench eval` or `wmbench phyre eval` wrote")
+    submit.add_argument("--name", help="the model's name on the leaderboard (default: the checkpoint's, or the agent's)")
     submit.add_argument("--authors", help="comma-separated author names")
     submit.add_argument("--url", action="append", default=[], help="a link to the paper or code (repeatable)")
     submit.add_argument("--custom", action="store_true", help="accept non-standard settings into the separate custom-protocol table")

@@ -1,8 +1,10 @@
 """The leaderboard as one static HTML page (tables, a success-vs-planning-time plot) and as Markdown.
 
-The board is the JSON of ``schemas/leaderboard.schema.json``. Per env: the standard entries ranked
-by success, the oracle and random bounds, the custom-protocol entries apart, and a plot of success
-against planning time. The page is self-contained: inline CSS, SVG and a small script, no network.
+The board is the JSON of ``schemas/leaderboard.schema.json``. Per goal-reaching env: the standard
+entries ranked by success, the oracle and random bounds, the custom-protocol entries apart, and a
+plot of success against planning time. Then PHYRE, per split and fold: the entries ranked by
+AUCCESS, the bounds and the custom-protocol entries. The page is self-contained: inline CSS, SVG
+and a small script, no network.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import math
 from html import escape
 from typing import Any, Callable
 
+from wmbench.leaderboard import score
+
 DISPLAY_NAMES = {"pusht": "Push-T", "tworoom": "Two-Room", "reacher": "Reacher", "cube": "Cube"}
+PHYRE = "phyre"
+SPLIT_NAMES = {"within": "Within-template", "cross": "Cross-template"}
+PHYRE_NOTE = ("AUCCESS ×100 on the fold's test tasks (up to 100 valid attempts each, early solutions weigh most), "
+              "with its bootstrap 95% interval over tasks, and the share of tasks solved within 100 attempts.")
 MIN_PLOT_SECONDS = 1e-3  # the log axis puts faster plans at one millisecond
 
 Entry = dict[str, Any]
@@ -23,9 +31,20 @@ Scale = Callable[[float], float]
 
 
 def env_order(entries: list[Entry]) -> list[str]:
-    """The four wmbench envs first (always, so a new board shows where to submit), then others alphabetically."""
-    others = sorted({entry["env"] for entry in entries} - DISPLAY_NAMES.keys())
+    """The four goal-reaching wmbench envs first (always, so a new board shows where to submit), then others
+    alphabetically; PHYRE has its own section."""
+    others = sorted({entry["env"] for entry in entries} - DISPLAY_NAMES.keys() - {PHYRE})
     return [*DISPLAY_NAMES, *others]
+
+
+def phyre_places(entries: list[Entry]) -> list[tuple[str, int]]:
+    """The (split, fold) pairs with PHYRE entries: within-template first, then by fold."""
+    places = {(entry["split"], entry["fold"]) for entry in entries if entry["env"] == PHYRE}
+    return sorted(places, key=lambda place: (list(SPLIT_NAMES).index(place[0]), place[1]))
+
+
+def place_name(split: str, fold: int) -> str:
+    return f"{SPLIT_NAMES[split]}, fold {fold}"
 
 
 def display_name(env: str) -> str:
@@ -33,19 +52,20 @@ def display_name(env: str) -> str:
     return DISPLAY_NAMES.get(env, env)
 
 
-def by_success(entries: list[Entry]) -> list[Entry]:
-    """Best success first; ties go to the faster planner, then by name."""
-    return sorted(entries, key=lambda e: (-e["success"]["rate"], e["planning"]["episode_plan_s"], e["model"]))
+def ranked(entries: list[Entry]) -> list[Entry]:
+    """Best score (success rate or AUCCESS) first; ties go to the faster planner, then by name."""
+    return sorted(entries, key=lambda e: (-score(e), e["planning"]["episode_plan_s"] if "planning" in e else 0.0, e["model"]))
 
 
 def rank(entry: Entry, entries: list[Entry]) -> int:
-    """Competition rank by success rate: equal rates share a rank (1, 2, 2, 4)."""
-    return 1 + sum(other["success"]["rate"] > entry["success"]["rate"] for other in entries)
+    """Competition rank by score: equal scores share a rank (1, 2, 2, 4)."""
+    return 1 + sum(score(other) > score(entry) for other in entries)
 
 
-def table_of(entries: list[Entry], env: str, table: str) -> list[Entry]:
-    """One env's entries of one table (standard, custom or reference), best first."""
-    return by_success([e for e in entries if e["env"] == env and e["table"] == table])
+def tables_of(entries: list[Entry], **where: Any) -> tuple[list[Entry], list[Entry], list[Entry]]:
+    """The standard, custom and reference entries whose fields match ``where`` (env, and for PHYRE split and fold), best first."""
+    chosen = [e for e in entries if all(e.get(key) == value for key, value in where.items())]
+    return tuple(ranked([e for e in chosen if e["table"] == table]) for table in ("standard", "custom", "reference"))
 
 
 def first_link(entry: Entry) -> str | None:
@@ -62,14 +82,19 @@ def percent(rate: float) -> str:
 
 
 def interval_text(entry: Entry) -> str:
-    """``(12.8–35.2)``: the Wilson 95% interval in percent."""
-    lo, hi = entry["success"]["ci95"]
+    """``(12.8–35.2)``: the 95% interval x 100 (Wilson for a success rate, bootstrap for AUCCESS)."""
+    lo, hi = (entry["auccess"] if entry["env"] == PHYRE else entry["success"])["ci95"]
     return f"({100 * lo:.1f}–{100 * hi:.1f})"
 
 
-def success_text(entry: Entry) -> str:
-    """``22.0% (12.8–35.2)``."""
-    return f"{percent(entry['success']['rate'])} {interval_text(entry)}"
+def score_figure(entry: Entry) -> str:
+    """``22.0%`` for a success rate, ``13.7`` for AUCCESS (x 100, as PHYRE reports it)."""
+    return f"{100 * score(entry):.1f}" if entry["env"] == PHYRE else percent(score(entry))
+
+
+def score_text(entry: Entry) -> str:
+    """``22.0% (12.8–35.2)``, or ``13.7 (11.0–16.5)`` for AUCCESS."""
+    return f"{score_figure(entry)} {interval_text(entry)}"
 
 
 def seconds(value: float) -> str:
@@ -96,7 +121,12 @@ def deviations_text(deviations: dict[str, list[Any]]) -> str:
 
 def bounds_text(references: list[Entry]) -> str:
     """``oracle 96.0% (91.2–98.4), random 2.0% (0.4–7.0)``."""
-    return ", ".join(f"{ref['model']} {success_text(ref)}" for ref in by_success(references))
+    return ", ".join(f"{ref['model']} {score_text(ref)}" for ref in ranked(references))
+
+
+def optional_text(text: str | None) -> str:
+    """The text, or an em dash when there is none."""
+    return "—" if text is None else text
 
 
 # ---------------------------------------------------------------------- HTML
@@ -114,7 +144,9 @@ nav a { padding: 3px 12px; border: 1px solid var(--line); border-radius: 999px; 
 nav a:hover { background: var(--soft); }
 section { margin-top: 40px; padding-top: 8px; border-top: 1px solid var(--line); }
 h2 { font-size: 22px; font-weight: 620; margin: 12px 0 12px; }
-h3 { font-size: 15px; font-weight: 620; margin: 24px 0 8px; color: var(--custom); }
+h3 { font-size: 17px; font-weight: 620; margin: 28px 0 8px; }
+.custom h3, .custom h4 { font-size: 15px; font-weight: 620; margin: 24px 0 8px; color: var(--custom); }
+.note { margin: 0 0 8px; color: var(--muted); }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
@@ -174,8 +206,8 @@ CONTENT_POLICY = (
 def render_html(board: dict[str, Any]) -> str:
     """The whole leaderboard as one self-contained HTML page."""
     envs = env_order(board["entries"])
-    nav = "".join(f'<a href="#{escape(env)}">{escape(display_name(env))}</a>' for env in envs)
-    sections = "\n".join(env_section(board["entries"], env) for env in envs)
+    nav = "".join(f'<a href="#{escape(env)}">{escape(display_name(env))}</a>' for env in envs) + f'<a href="#{PHYRE}">PHYRE</a>'
+    sections = "\n".join([*(env_section(board["entries"], env) for env in envs), phyre_section(board["entries"])])
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -192,7 +224,7 @@ def render_html(board: dict[str, Any]) -> str:
 <h1>wmbench leaderboard</h1>
 <p>Protocol version <b data-protocol-version>{int(board["protocol_version"])}</b>.
 Success rate on each environment's standard evaluation set, with its Wilson 95% interval; planning time is the mean
-wall time of one episode-plan on the device shown.</p>
+wall time of one episode-plan on the device shown. PHYRE puzzles are scored by AUCCESS.</p>
 <nav>{nav}</nav>
 </header>
 {sections}
@@ -205,15 +237,10 @@ wall time of one episode-plan on the device shown.</p>
 
 
 def env_section(entries: list[Entry], env: str) -> str:
-    """One env: its standard table (or 'no submissions yet'), bounds, custom table and plot."""
-    standard, custom, references = (table_of(entries, env, table) for table in ("standard", "custom", "reference"))
+    """One goal-reaching env: its standard table (or 'no submissions yet'), bounds, custom table and plot."""
+    standard, custom, references = tables_of(entries, env=env)
     parts = [f'<section id="{escape(env)}" data-env="{escape(env)}">', f"<h2>{escape(display_name(env))}</h2>"]
-    parts.append(results_table(standard, env, "standard") if standard else '<p class="empty">No submissions yet.</p>')
-    if references:
-        parts.append(f'<p class="bounds" data-env="{escape(env)}"><b>Reference bounds:</b> {escape(bounds_text(references))}</p>')
-    if custom:
-        parts.append('<div class="custom"><h3>Custom protocol (not comparable with the table above)</h3>'
-                     f'{results_table(custom, env, "custom")}</div>')
+    parts += tables_html(standard, custom, references, f'data-env="{escape(env)}"', GOAL_REACHING_HTML, heading="h3")
     if standard or custom:
         parts.append(f"<figure>{plot_svg(standard, custom, references, env)}"
                      "<figcaption>Success rate against planning time per episode-plan (log scale); bars: 95% intervals.</figcaption></figure>")
@@ -221,20 +248,33 @@ def env_section(entries: list[Entry], env: str) -> str:
     return "\n".join(parts)
 
 
-def results_table(entries: list[Entry], env: str, table: str) -> str:
-    """A ranked table, sortable by success and by planning time; custom tables add the deviations."""
-    deviations = table == "custom"
-    head = (
-        '<th class="num">Rank</th><th>Model</th>'
-        + sort_header("success", "Success", "95% interval", "descending", active=True)
-        + '<th class="num">Episodes</th>'
-        + sort_header("planning", "Planning", "per episode-plan", "ascending", active=False)
-        + '<th class="num">Parameters</th><th>Planner</th><th>Date</th><th>Authors</th>'
-        + ("<th>Deviations</th>" if deviations else "")
-    )
-    rows = "\n".join(table_row(entry, order, rank(entry, entries), deviations) for order, entry in enumerate(entries))
-    return (f'<div class="table-wrap"><table data-env="{escape(env)}" data-table="{table}">'
-            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>")
+def phyre_section(entries: list[Entry]) -> str:
+    """PHYRE: per split and fold, its standard table ranked by AUCCESS, bounds and custom table."""
+    parts = [f'<section id="{PHYRE}" data-env="{PHYRE}">', "<h2>PHYRE</h2>", f'<p class="note">{escape(PHYRE_NOTE)}</p>']
+    places = phyre_places(entries)
+    for split, fold in places:
+        attributes = f'data-env="{PHYRE}" data-split="{escape(split)}" data-fold="{int(fold)}"'
+        parts.append(f"<h3>{escape(place_name(split, fold))}</h3>")
+        parts += tables_html(*tables_of(entries, env=PHYRE, split=split, fold=fold), attributes, PHYRE_HTML, heading="h4")
+    if not places:
+        parts.append('<p class="empty">No submissions yet.</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def tables_html(standard: list[Entry], custom: list[Entry], references: list[Entry], attributes: str,
+                columns: list[HtmlColumn], heading: str) -> list[str]:
+    """The standard table (or 'No submissions yet.'), the reference bounds, and the custom-protocol table apart under ``heading``.
+
+    ``attributes`` say which env (and split and fold) the tables are of.
+    """
+    parts = [ranked_table(standard, f'{attributes} data-table="standard"', columns) if standard else '<p class="empty">No submissions yet.</p>']
+    if references:
+        parts.append(f'<p class="bounds" {attributes}><b>Reference bounds:</b> {escape(bounds_text(references))}</p>')
+    if custom:
+        custom_table = ranked_table(custom, f'{attributes} data-table="custom"', columns)
+        parts.append(f'<div class="custom"><{heading}>Custom protocol (not comparable with the table above)</{heading}>{custom_table}</div>')
+    return parts
 
 
 def sort_header(key: str, label: str, note: str, first: str, active: bool) -> str:
@@ -244,27 +284,62 @@ def sort_header(key: str, label: str, note: str, first: str, active: bool) -> st
             f'<span class="label">{label}</span><span class="sub">{note}</span></button></th>')
 
 
-def table_row(entry: Entry, order: int, position: int, deviations: bool) -> str:
-    """One entry; the sortable cells carry their raw numbers in ``data-value``."""
-    model, link = escape(entry["model"]), first_link(entry)
-    name = f'<a href="{escape(link)}">{model}</a>' if link else model
-    rate = entry["success"]["rate"]
+HtmlColumn = tuple[str, Callable[[Entry], str]]  # header cell, body cell of an entry
+
+
+def score_column(key: str, label: str, note: str) -> HtmlColumn:
+    """The score with its interval: the table's first sort, best first."""
+    def cell(entry: Entry) -> str:
+        return f'<td class="num" data-key="{key}" data-value="{score(entry)!r}">{score_figure(entry)} <span class="ci">{interval_text(entry)}</span></td>'
+    return sort_header(key, label, note, "descending", active=True), cell
+
+
+def planning_cell(entry: Entry) -> str:
     plan_s = entry["planning"]["episode_plan_s"]
-    cells = [
-        f'<td class="num">{position}</td>',
-        f'<td class="model">{name}</td>',
-        f'<td class="num" data-key="success" data-value="{rate!r}">{percent(rate)} <span class="ci">{interval_text(entry)}</span></td>',
-        f'<td class="num">{entry["success"]["episodes"]}</td>',
-        f'<td class="num" data-key="planning" data-value="{plan_s!r}">{seconds(plan_s)} s'
-        f'<span class="device">{escape(entry["planning"]["device"])}</span></td>',
-        f'<td class="num">{parameters_text(entry["parameters"])}</td>',
-        f'<td class="planner">{escape(entry["planner"])}</td>',
-        f'<td class="date">{escape(entry["date"])}</td>',
-        f'<td>{escape(", ".join(entry["authors"]))}</td>',
-    ]
-    if deviations:
-        cells.append(f'<td>{escape(deviations_text(entry["deviations"]))}</td>')
-    return f'<tr data-model="{model}" data-order="{order}">{"".join(cells)}</tr>'
+    return (f'<td class="num" data-key="planning" data-value="{plan_s!r}">{seconds(plan_s)} s'
+            f'<span class="device">{escape(entry["planning"]["device"])}</span></td>')
+
+
+def solved_cell(entry: Entry) -> str:
+    solved = entry["auccess"]["solved_within_100"]
+    return f'<td class="num" data-key="solved" data-value="{solved!r}">{percent(solved)}</td>'
+
+
+PARAMETERS: HtmlColumn = ('<th class="num">Parameters</th>', lambda e: f'<td class="num">{parameters_text(e["parameters"])}</td>')
+GOAL_REACHING_HTML: list[HtmlColumn] = [  # sortable by success and by planning time
+    score_column("success", "Success", "95% interval"),
+    ('<th class="num">Episodes</th>', lambda e: f'<td class="num">{e["success"]["episodes"]}</td>'),
+    (sort_header("planning", "Planning", "per episode-plan", "ascending", active=False), planning_cell),
+    PARAMETERS,
+    ("<th>Planner</th>", lambda e: f'<td class="planner">{escape(e["planner"])}</td>'),
+]
+PHYRE_HTML: list[HtmlColumn] = [  # sortable by AUCCESS and by the share solved within 100 attempts
+    score_column("auccess", "AUCCESS", "×100, 95% interval"),
+    (sort_header("solved", "Solved", "within 100 attempts", "descending", active=False), solved_cell),
+    ('<th class="num">Tasks</th>', lambda e: f'<td class="num">{e["auccess"]["tasks"]}</td>'),
+    PARAMETERS,
+    ("<th>Device</th>", lambda e: f'<td>{escape(optional_text(e["device"]))}</td>'),
+]
+
+
+def ranked_table(entries: list[Entry], attributes: str, columns: list[HtmlColumn]) -> str:
+    """Rank and model, ``columns``, date and authors, and the deviations when any entry has some.
+
+    Rows carry their rank order in ``data-order``; sortable cells carry their raw numbers in ``data-value``.
+    """
+    deviations = any(entry["deviations"] for entry in entries)
+    head = ('<th class="num">Rank</th><th>Model</th>' + "".join(header for header, _ in columns)
+            + "<th>Date</th><th>Authors</th>" + ("<th>Deviations</th>" if deviations else ""))
+    rows = []
+    for order, entry in enumerate(entries):
+        model, link = escape(entry["model"]), first_link(entry)
+        name = f'<a href="{escape(link)}">{model}</a>' if link else model
+        deviation = f'<td>{escape(deviations_text(entry["deviations"]))}</td>' if deviations else ""
+        rows.append(f'<tr data-model="{model}" data-order="{order}"><td class="num">{rank(entry, entries)}</td>'
+                    f'<td class="model">{name}</td>{"".join(cell(entry) for _, cell in columns)}'
+                    f'<td class="date">{escape(entry["date"])}</td><td>{escape(", ".join(entry["authors"]))}</td>{deviation}</tr>')
+    return (f'<div class="table-wrap"><table {attributes}><thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 # ---------------------------------------------------------------------- plot
@@ -301,7 +376,7 @@ def plot_svg(standard: list[Entry], custom: list[Entry], references: list[Entry]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" data-env="{escape(env)}" '
              f'aria-label="{escape(display_name(env))}: success against planning time" font-family="system-ui, sans-serif" font-size="12">']
     parts += axes(time_ticks(lo, hi), x, y)
-    parts += [reference_line(ref, y(ref["success"]["rate"])) for ref in by_success(references)]
+    parts += [reference_line(ref, y(ref["success"]["rate"])) for ref in ranked(references)]
     parts += [point(entry, table, x(entry["planning"]["episode_plan_s"]), y) for entry, table in plotted]
     parts.append(legend(bool(custom)))
     parts.append("</svg>")
@@ -371,31 +446,58 @@ def legend(with_custom: bool) -> str:
 
 def render_markdown(board: dict[str, Any]) -> str:
     """One Markdown table per env under a level-3 heading (it sits inside a README section), ranked by
-    success, with the bounds and any custom-protocol table."""
+    success, with the bounds and any custom-protocol table; then PHYRE, a table per split and fold."""
+    entries = board["entries"]
     lines = [f"Protocol version {int(board['protocol_version'])}. Success rate with its "
              "Wilson 95% interval; planning time is the mean seconds per episode-plan on the device shown.", ""]
-    for env in env_order(board["entries"]):
-        standard, custom, references = (table_of(board["entries"], env, table) for table in ("standard", "custom", "reference"))
-        lines += [f"### {markdown_text(display_name(env))}", ""]
-        lines += markdown_table(standard) if standard else ["No submissions yet."]
-        if references:
-            lines += ["", f"Bounds: {markdown_text(bounds_text(references))}."]
-        if custom:
-            lines += ["", "Custom protocol (not comparable with the table above):", "", *markdown_table(custom)]
-        lines.append("")
+    for env in env_order(entries):
+        lines += [f"### {markdown_text(display_name(env))}", "", *markdown_tables(*tables_of(entries, env=env), GOAL_REACHING_MARKDOWN), ""]
+    lines += ["### PHYRE", "", PHYRE_NOTE, ""]
+    places = phyre_places(entries)
+    for split, fold in places:
+        lines += [f"#### {place_name(split, fold)}", "", *markdown_tables(*tables_of(entries, env=PHYRE, split=split, fold=fold), PHYRE_MARKDOWN), ""]
+    if not places:
+        lines += ["No submissions yet.", ""]
     return "\n".join(lines)
 
 
-def markdown_table(entries: list[Entry]) -> list[str]:
-    """Rank, model, success, planning time, device, parameters; a deviations column when any entry has one."""
+MarkdownColumn = tuple[str, str, Callable[[Entry], str]]  # header, alignment (--- or ---:), cell text
+
+GOAL_REACHING_MARKDOWN: list[MarkdownColumn] = [
+    ("success (95% CI)", "---", score_text),
+    ("planning s/episode-plan", "---:", lambda e: seconds(e["planning"]["episode_plan_s"])),
+    ("device", "---", lambda e: markdown_text(e["planning"]["device"])),
+    ("parameters", "---:", lambda e: parameters_text(e["parameters"])),
+]
+PHYRE_MARKDOWN: list[MarkdownColumn] = [
+    ("AUCCESS ×100 (95% CI)", "---", score_text),
+    ("solved within 100", "---:", lambda e: percent(e["auccess"]["solved_within_100"])),
+    ("tasks", "---:", lambda e: str(e["auccess"]["tasks"])),
+    ("device", "---", lambda e: markdown_text(optional_text(e["device"]))),
+    ("parameters", "---:", lambda e: parameters_text(e["parameters"])),
+    ("date", "---", lambda e: e["date"]),
+]
+
+
+def markdown_tables(standard: list[Entry], custom: list[Entry], references: list[Entry], columns: list[MarkdownColumn]) -> list[str]:
+    """The standard table (or 'No submissions yet.'), the bounds, and the custom-protocol table apart."""
+    lines = markdown_table(standard, columns) if standard else ["No submissions yet."]
+    if references:
+        lines += ["", f"Bounds: {markdown_text(bounds_text(references))}."]
+    if custom:
+        lines += ["", "Custom protocol (not comparable with the table above):", "", *markdown_table(custom, columns)]
+    return lines
+
+
+def markdown_table(entries: list[Entry], columns: list[MarkdownColumn]) -> list[str]:
+    """Rank, model (linked), ``columns``; a deviations column when any entry has one."""
     deviations = any(entry["deviations"] for entry in entries)
-    lines = ["| rank | model | success (95% CI) | planning s/episode-plan | device | parameters |" + (" deviations |" if deviations else ""),
-             "| ---: | --- | --- | ---: | --- | ---: |" + (" --- |" if deviations else "")]
+    lines = ["| rank | model | " + " | ".join(header for header, _, _ in columns) + " |" + (" deviations |" if deviations else ""),
+             "| ---: | --- | " + " | ".join(align for _, align, _ in columns) + " |" + (" --- |" if deviations else "")]
     for entry in entries:
         link, model = first_link(entry), markdown_text(entry["model"])
         cells = [str(rank(entry, entries)), f"[{model}]({link.replace(' ', '%20').replace(')', '%29')})" if link else model,
-                 success_text(entry), seconds(entry["planning"]["episode_plan_s"]), markdown_text(entry["planning"]["device"]),
-                 parameters_text(entry["parameters"])]
+                 *(cell(entry) for _, _, cell in columns)]
         if deviations:
             cells.append(markdown_text(deviations_text(entry["deviations"])))
         lines.append("| " + " | ".join(cells) + " |")
