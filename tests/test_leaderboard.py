@@ -198,7 +198,9 @@ def test_the_committed_leaderboard_checks_out_against_its_results_and_is_rendere
         options = dict(name=entry["model"], authors=entry["authors"], links=entry["links"], custom=entry["table"] == "custom")
         assert make_entry(results, **options) == entry
     for bound in ("oracle", "random"):
-        assert {e["env"] for e in board["entries"] if e["table"] == "reference" and e["model"] == bound} == set(GOAL_ENVS)
+        assert {e["env"] for e in board["entries"] if e["table"] == "reference" and e["model"] == bound} == {*GOAL_ENVS, "phyre"}
+        phyre = {(e["split"], e["fold"]) for e in board["entries"] if e["env"] == "phyre" and e["model"] == bound}
+        assert phyre == {("within", 0), ("cross", 0)}
 
     # the page, the Markdown and the README's table are those of the board as committed
     assert (root / "index.html").read_text() == render_html(board)
