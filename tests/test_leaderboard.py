@@ -239,7 +239,7 @@ def test_a_phyre_run_goes_to_its_split_and_fold(tmp_path, phyre_reference, capsy
     # a world model's run of the standard protocol is ranked in the standard table, under its checkpoint's name
     world_model = copy.deepcopy(phyre_reference)
     world_model["agent"] = {"name": "world-model", "model": {"name": "lewm", "source": "export", "sha256": "c" * 64, "parameters": 1_850_000},
-                            "settings": {}}
+                            "settings": {"candidates": 1000, "probe_samples": 2000, "horizon_seconds": 10.0}}
     world_model["device"] = {"type": "cuda", "name": "NVIDIA H100", "torch": "2.5.1", "threads": None}
     entry = submit(write(tmp_path, world_model, "lewm.json"), board, links=["https://example.org/lewm"])
     assert (entry["table"], entry["model"], entry["parameters"], entry["checkpoint_sha256"], entry["device"]) == (

@@ -89,6 +89,7 @@ def test_perfect_scores_solve_every_task_at_the_first_attempt(monkeypatch):
 
 def test_world_model_agent_through_the_cli(tmp_path, capsys):
     from wmbench.cli import main
+    from wmbench.leaderboard import phyre_deviations
 
     checkpoint = export(tiny_phyre_model(), tmp_path / "tiny.wmb", horizon=3)
     out = tmp_path / "wm.json"
@@ -99,7 +100,10 @@ def test_world_model_agent_through_the_cli(tmp_path, capsys):
     validate(results, "phyre_results")
     agent = results["agent"]
     assert agent["name"] == "world-model" and agent["model"]["sha256"] == load_model(checkpoint).sha256
-    assert agent["settings"]["candidates"] == 30 and agent["settings"]["horizon"] == 5 and agent["settings"]["probe"]["samples"] == 30
+    assert agent["settings"]["candidates"] == 30 and agent["settings"]["horizon"] == 5 and agent["settings"]["probe_samples"] == 30
+    deviations = phyre_deviations(results)  # a leaderboard lists every setting off the standard
+    assert deviations["agent.settings.candidates"] == [1000, 30] and deviations["agent.settings.horizon_seconds"] == [10, 5.0]
+    assert deviations["agent.settings.probe_samples"] == [2000, 30] and deviations["tasks"] == [200, 2]
     assert results["device"]["type"] == "cpu" and results["protocol"]["tasks"] == 2 and "AUCCESS" in capsys.readouterr().out
     assert results["timing"]["probe_s"] > 0
 

@@ -207,9 +207,16 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
 
 
 def phyre_deviations(results: dict[str, Any]) -> dict[str, list]:
-    """Setting -> [standard, submitted] off the standard protocol: seed 0, 100 attempts, every test task of the fold."""
-    protocol = results["protocol"]
-    return differences({**STANDARD_PHYRE_PROTOCOL, "tasks": protocol["test_tasks"]}, protocol)
+    """Setting -> [standard, submitted] off the standard protocol: seed 0, 100 attempts, every test task of the fold,
+    and for the world-model agent its standard candidates, probe samples and horizon."""
+    from wmbench.envs.phyre.evaluation import CANDIDATES, HORIZON_SECONDS, PROBE_SAMPLES
+
+    protocol, agent = results["protocol"], results["agent"]
+    found = differences({**STANDARD_PHYRE_PROTOCOL, "tasks": protocol["test_tasks"]}, protocol)
+    if agent["name"] == "world-model":
+        standard = {"candidates": CANDIDATES, "probe_samples": PROBE_SAMPLES, "horizon_seconds": HORIZON_SECONDS}
+        found |= differences(standard, agent["settings"], prefix="agent.settings.")
+    return found
 
 
 def phyre_entry(results: dict[str, Any]) -> dict[str, Any]:

@@ -29,13 +29,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wmbench.envs.phyre.evaluation import CANDIDATES, HORIZON_SECONDS, PROBE_SAMPLES
 from wmbench.envs.phyre.simulation import FPS, MAX_STEPS, Scene, draw, draw_ball, initial_poses, simulate, valid_placements
 from wmbench.envs.phyre.templates import parse_task_id, task
 from wmbench.voe import auroc
 
-PROBE_SAMPLES = 2000
-CANDIDATES = 1000
-HORIZON_SECONDS = 10  # most placements have decided their task by then (see envs/phyre.md)
 STRIDE = FPS  # physics steps per env step: the env's default, one frame per second
 PROBE_L2 = 1e-3
 BATCH = 256
@@ -128,10 +126,10 @@ class WorldModelAgent:
 
     def settings(self) -> dict[str, Any]:
         probe = self.probe
-        return {"candidates": self.candidates, "horizon": self.horizon, "horizon_seconds": self.horizon * self.model.meta.action_block * STRIDE / FPS,
-                "probe": {"samples": probe["samples"], "positives": probe["positives"], "train_accuracy": probe["train_accuracy"],
-                          "train_auroc": probe["train_auroc"], "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
-
+        return {"candidates": self.candidates, "probe_samples": probe["samples"], "horizon": self.horizon,
+                "horizon_seconds": self.horizon * self.model.meta.action_block * STRIDE / FPS,
+                "probe": {"positives": probe["positives"], "train_accuracy": probe["train_accuracy"], "train_auroc": probe["train_auroc"],
+                          "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2) -> dict[str, Any]:
     """L2-regularized logistic regression on standardized features (L-BFGS, float64)."""
