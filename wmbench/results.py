@@ -21,7 +21,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
 
 
 def schema(name: str = "results") -> dict[str, Any]:
-    """A JSON Schema shipped with the package (``results`` or ``voe``)."""
+    """A JSON Schema shipped with the package: ``results``, ``voe``, ``phyre_results`` or ``leaderboard``."""
     return json.loads(resources.files("wmbench").joinpath(f"schemas/{name}.schema.json").read_text())
 
 
