@@ -101,6 +101,7 @@ def test_world_model_agent_through_the_cli(tmp_path, capsys):
     agent = results["agent"]
     assert agent["name"] == "world-model" and agent["model"]["sha256"] == load_model(checkpoint).sha256
     assert agent["settings"]["candidates"] == 30 and agent["settings"]["horizon"] == 5 and agent["settings"]["probe_samples"] == 30
+    assert set(agent["settings"]["probe"]) >= {"train_auroc", "validation_auroc", "positives"}
     deviations = phyre_deviations(results)  # a leaderboard lists every setting off the standard
     assert deviations["agent.settings.candidates"] == [1000, 30] and deviations["agent.settings.horizon_seconds"] == [10, 5.0]
     assert deviations["agent.settings.probe_samples"] == [2000, 30] and deviations["tasks"] == [200, 2]

@@ -12,7 +12,8 @@ rollout            ``horizon`` model steps from that history (default: 10 s of p
 probe              logistic regression (L2, standardized features) on the last predicted
                    latent, fitted on ``probe_samples`` random valid placements on the split's
                    training tasks, each labelled by the simulator. The test tasks are never
-                   simulated for it
+                   simulated for it. Its validation AUROC is that of a probe fitted without
+                   every fifth of those tasks, scored on them
 ranking            ``candidates`` random valid placements per test task, attempted in order of
                    the probe's score, best first
 =================  ===========================================================================
@@ -107,13 +108,17 @@ class WorldModelAgent:
     # ------------------------------------------------------------------ the probe
     def _fit_probe(self, train_tasks: list[str], samples: int, rng: np.random.Generator, progress: bool) -> dict[str, Any]:
         chosen = [train_tasks[i] for i in rng.integers(len(train_tasks), size=samples)]
-        features, labels = [], []
-        for tid in tqdm(sorted(set(chosen)), desc="phyre probe data", unit="task", disable=not progress, dynamic_ncols=True):
+        tasks = sorted(set(chosen))
+        features, labels, held_out = [], [], []
+        for position, tid in enumerate(tqdm(tasks, desc="phyre probe data", unit="task", disable=not progress, dynamic_ncols=True)):
             scene = task(*parse_task_id(tid))
             actions = random_valid_placements(scene, chosen.count(tid), rng)
             labels.extend(simulate(scene, action, stop_when_decided=True).solved for action in actions)
             features.append(self.features(scene, actions))
-        return fit_logistic(np.concatenate(features), np.array(labels, dtype=float))
+            held_out.extend([position % 5 == 4] * len(actions))  # every fifth task, for the validation figure
+        features, labels, held_out = np.concatenate(features), np.array(labels, dtype=float), np.array(held_out)
+        validation = fit_logistic(features[~held_out], labels[~held_out])
+        return {**fit_logistic(features, labels), "validation_auroc": binary_auroc(logistic_scores(validation, features[held_out]), labels[held_out])}
 
     def scores(self, scene: Scene, actions: np.ndarray) -> np.ndarray:
         return logistic_scores(self.probe, self.features(scene, actions))
@@ -129,7 +134,7 @@ class WorldModelAgent:
         return {"candidates": self.candidates, "probe_samples": probe["samples"], "horizon": self.horizon,
                 "horizon_seconds": self.horizon * self.model.meta.action_block * STRIDE / FPS,
                 "probe": {"positives": probe["positives"], "train_accuracy": probe["train_accuracy"], "train_auroc": probe["train_auroc"],
-                          "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
+                          "validation_auroc": probe["validation_auroc"], "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2) -> dict[str, Any]:
     """L2-regularized logistic regression on standardized features (L-BFGS, float64)."""
@@ -152,10 +157,15 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2)
     scores = logistic_scores(probe, features)
     return {**probe, "samples": len(labels), "positives": int(labels.sum()),
             "train_accuracy": float(((scores > 0.5) == (labels > 0.5)).mean()),
-            "train_auroc": auroc(scores[labels > 0.5], scores[labels <= 0.5]) if 0 < labels.sum() < len(labels) else None}
+            "train_auroc": binary_auroc(scores, labels)}
 
 
 def logistic_scores(probe: dict[str, Any], features: np.ndarray) -> np.ndarray:
     logits = ((features - probe["mean"]) / probe["std"]) @ probe["weight"] + probe["bias"]
     return 1.0 / (1.0 + np.exp(-logits))
 
+
+def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """AUROC of ``scores`` for the 0/1 ``labels``; None unless both classes are present."""
+    positive = labels > 0.5
+    return auroc(scores[positive], scores[~positive]) if 0 < positive.sum() < len(labels) else None
