@@ -116,7 +116,7 @@ def test_world_model_agent_through_the_cli(tmp_path, capsys):
     assert "takes 2-dimensional actions" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", [{"candidates": 0}, {"probe_samples": 0}, {"horizon": 30}])
+@pytest.mark.parametrize("option", [{"candidates": 0}, {"probe_samples": 0}, {"horizon": 0}, {"horizon": 30}])
 def test_bad_settings_are_refused(option):
     with pytest.raises(ValueError, match="must"):
         small_agent(tiny_phyre_model(), **option)

@@ -62,9 +62,9 @@ class WorldModelAgent:
                 raise ValueError(f"--{name.replace('_', '-')} {value}: must be at least 1")
         self.model = model
         self.candidates = candidates
-        self.horizon = horizon or math.ceil(HORIZON_SECONDS / meta.action_block)
+        self.horizon = horizon if horizon is not None else math.ceil(HORIZON_SECONDS / meta.action_block)
         if not 1 <= self.horizon * meta.action_block * STRIDE <= MAX_STEPS:
-            raise ValueError(f"--horizon {self.horizon}: the model's rollout must stay within PHYRE's 17 s of physics")
+            raise ValueError(f"--horizon {self.horizon}: must be at least 1 model step and stay within PHYRE's 17 s of physics")
         start = time.perf_counter()
         self.probe = self._fit_probe(train_tasks, probe_samples, np.random.default_rng([seed, 1]), progress)
         self.probe_s = time.perf_counter() - start
