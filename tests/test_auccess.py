@@ -86,5 +86,7 @@ def test_phyre_agents_through_the_evaluator(tmp_path, capsys):
 
     out = tmp_path / "oracle.json"
     assert main(["phyre", "eval", "--agent", "oracle", "--tasks", "2", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["protocol"]["tasks"] == 2 and "AUCCESS 1.000" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text())["protocol"]["tasks"] == 2 and "AUCCESS 1.000" in printed
+    assert "ball_off_shelf           AUCCESS 1.000  (2 tasks)" in printed  # and each template's
     assert main(["phyre", "eval", "--agent", "psychic", "--tasks", "1"]) == 2

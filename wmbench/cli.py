@@ -337,7 +337,7 @@ def cmd_clevrer_score(args) -> None:
 
 
 def cmd_phyre_eval(args) -> None:
-    from wmbench.envs.phyre.evaluation import evaluate_agent
+    from wmbench.envs.phyre.evaluation import evaluate_agent, summary_text
     from wmbench.results import validate
 
     options = {key: value for key in ("candidates", "probe_samples", "horizon") if (value := getattr(args, key)) is not None}
@@ -349,10 +349,8 @@ def cmd_phyre_eval(args) -> None:
     out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, results)
-    score = results["auccess"]
-    low, high = score["ci95"]
-    print(f"{args.agent} on {results['protocol']['tasks']} {args.split}-template test tasks (fold {args.fold}): "
-          f"AUCCESS {score['value']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {score['solved_within_100']:.0%}; wrote {out}")
+    print(summary_text(results))
+    print(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------- parser

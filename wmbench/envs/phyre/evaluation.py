@@ -146,3 +146,18 @@ def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, te
         "tasks": outcomes,
         "timing": timing,
     }
+
+
+def summary_text(results: dict[str, Any]) -> str:
+    """The summary printed at the end of ``wmbench phyre eval``: the AUCCESS, then each template's."""
+    protocol, score = results["protocol"], results["auccess"]
+    low, high = score["ci95"]
+    by_template: dict[str, list[int | None]] = {}
+    for outcome in results["tasks"]:
+        by_template.setdefault(parse_task_id(outcome["task"])[0], []).append(outcome["solved_at"])
+    lines = [
+        f"{results['agent']['name']} on {protocol['tasks']} {protocol['split']}-template test tasks (fold {protocol['fold']}): "
+        f"AUCCESS {score['value']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {score['solved_within_100']:.0%}",
+        *(f"  {name:24s} AUCCESS {auccess(solved_at):.3f}  ({len(solved_at)} tasks)" for name, solved_at in by_template.items()),
+    ]
+    return "\n".join(lines)
