@@ -90,3 +90,14 @@ def test_phyre_agents_through_the_evaluator(tmp_path, capsys):
     assert json.loads(out.read_text())["protocol"]["tasks"] == 2 and "AUCCESS 1.000" in printed
     assert "ball_off_shelf           AUCCESS 1.000  (2 tasks)" in printed  # and each template's
     assert main(["phyre", "eval", "--agent", "psychic", "--tasks", "1"]) == 2
+
+
+def test_the_largest_ball_agent_proposes_valid_balls_largest_first():
+    from wmbench.envs.phyre.evaluation import largest_ball_agent
+    from wmbench.envs.phyre.simulation import is_valid
+    from wmbench.envs.phyre.templates import task
+
+    scene = task("stick_onto_ball", 8)
+    proposals = np.array(list(largest_ball_agent(scene, np.random.default_rng(0))))
+    assert proposals.shape == (1000, 3) and np.all(np.diff(proposals[:, 2]) <= 0)
+    assert all(is_valid(scene, action) for action in proposals[::50])

@@ -8,7 +8,8 @@ import torch
 
 from wmbench.checkpoint import export, load_model
 from wmbench.envs.phyre import PhyreEnv, simulate, task
-from wmbench.envs.phyre.ranking import WorldModelAgent, fit_logistic, logistic_scores, random_valid_placements
+from wmbench.envs.phyre.ranking import WorldModelAgent, fit_logistic, logistic_scores
+from wmbench.envs.phyre.simulation import random_valid_placements
 from wmbench.envs.phyre.templates import split_tasks
 from wmbench.results import validate
 from wmbench.testing import TinyWorldModel
@@ -120,3 +121,30 @@ def test_world_model_agent_through_the_cli(tmp_path, capsys):
 def test_bad_settings_are_refused(option):
     with pytest.raises(ValueError, match="must"):
         small_agent(tiny_phyre_model(), **option)
+
+
+def test_score_maps_show_where_balls_solve_and_what_the_agent_scores(tmp_path, capsys):
+    from wmbench.cli import main
+    from wmbench.envs.phyre.maps import grid_actions, score_map
+
+    agent = small_agent(tiny_phyre_model())
+    scene = task("ball_off_shelf", 3)
+    found = score_map(agent, "ball_off_shelf:003", scene, grid=6)
+    actions = grid_actions(6)
+    assert actions[0, 1] > actions[-1, 1] and actions[0, 0] < actions[5, 0]  # row 0 is the top of the scene, x grows along a row
+    for cell in (0, 14, 35):
+        row, column = divmod(cell, 6)
+        rollout = simulate(scene, actions[cell], stop_when_decided=True)
+        assert found.valid[row, column] == rollout.valid and found.truth[row, column] == rollout.solved
+        assert np.isnan(found.scores[row, column]) != rollout.valid
+
+    checkpoint = export(tiny_phyre_model(), tmp_path / "tiny.wmb", horizon=3)
+    out = tmp_path / "maps.png"
+    argv = ["phyre", "maps", "--model", str(checkpoint), "--tasks", "2", "--grid", "6", "--probe-samples", "20", "--horizon", "2",
+            "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    from PIL import Image
+
+    assert Image.open(out).size[1] > Image.open(out).size[0] / 2  # two rows of panels
+    printed = capsys.readouterr().out
+    assert printed.count("valid cells solve it") == 2 and f"wrote {out}" in printed

@@ -353,6 +353,26 @@ def cmd_phyre_eval(args) -> None:
     print(f"wrote {out}")
 
 
+def cmd_phyre_maps(args) -> None:
+    from wmbench.envs.phyre.evaluation import world_model_agent
+    from wmbench.envs.phyre.maps import plot_score_maps, score_map
+    from wmbench.envs.phyre.templates import parse_task_id, split_tasks, task
+
+    if args.tasks < 1 or args.grid < 2:
+        raise ValueError(f"--tasks {args.tasks} --grid {args.grid}: at least 1 task and a grid of 2 or more cells a side")
+    train, test = split_tasks(args.split, args.fold, args.seed)
+    options = {key: value for key in ("probe_samples", "horizon") if (value := getattr(args, key)) is not None}
+    agent, description, _ = world_model_agent(args.model, train, args.seed, True, args.device, args.trust_code, options)
+    chosen = test[:: max(len(test) // args.tasks, 1)][: args.tasks]  # spread over the fold's templates
+    maps = [score_map(agent, task_id, task(*parse_task_id(task_id)), args.grid) for task_id in chosen]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot_score_maps(maps, args.out, f"{description['model']['name']}: probe score vs the simulator, {args.split} fold {args.fold} test tasks")
+    for found in maps:
+        separation = "n/a (one class)" if found.auroc is None else f"{found.auroc:.2f}"
+        print(f"{found.task:26s} {int(found.truth.sum()):4d} of {int(found.valid.sum())} valid cells solve it; score AUROC {separation}")
+    print(f"wrote {args.out}")
+
+
 # ---------------------------------------------------------------------- parser
 def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
@@ -476,11 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("--readme", type=Path, help="also replace the table between <!-- leaderboard:start/end --> in this file")
     leaderboard.set_defaults(run=cmd_leaderboard)
 
-    phyre = commands.add_parser("phyre", help="PHYRE-style puzzles: evaluate an agent by AUCCESS")
+    phyre = commands.add_parser("phyre", help="PHYRE-style puzzles: evaluate an agent by AUCCESS; map a world model's scores")
     phyre_commands = phyre.add_subparsers(dest="phyre_command", required=True, metavar="ACTION")
     phyre_eval = phyre_commands.add_parser("eval", help="up to 100 ranked valid attempts per test task, scored by AUCCESS")
     phyre_eval.add_argument("--agent", required=True,
-                            help="random (PHYRE's random agent), oracle (simulator search, the ceiling) or world-model (needs --model)")
+                            help="random (PHYRE's random agent), oracle (simulator search, the ceiling), largest-ball (random valid "
+                                 "balls, largest first: size alone) or world-model (needs --model)")
     phyre_eval.add_argument("--model", help="world-model agent: a checkpoint trained on PHYRE frames and 3-d actions")
     phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
     phyre_eval.add_argument("--fold", type=int, default=0, help="fold 0-4 of the 80/20 split (default 0)")
@@ -494,6 +515,19 @@ def build_parser() -> argparse.ArgumentParser:
     ranking.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     ranking.add_argument("--trust-code", action="store_true", help="allow a research-code checkpoint (runs its Python code)")
     phyre_eval.set_defaults(run=cmd_phyre_eval)
+    maps = phyre_commands.add_parser("maps", help="where a ball solves a test task vs a world model's probe score, over a grid (PNG)")
+    maps.add_argument("--model", required=True, help="a checkpoint trained on PHYRE frames and 3-d actions")
+    maps.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
+    maps.add_argument("--fold", type=int, default=0, help="fold 0-4 (default 0): the probe fits on its training tasks")
+    maps.add_argument("--seed", type=int, default=0, help="seed of the folds and of the probe's data (default 0)")
+    maps.add_argument("--tasks", type=int, default=4, help="test tasks shown, spread over the fold (default 4)")
+    maps.add_argument("--grid", type=int, default=32, help="cells a side (default 32; each cell is one simulation)")
+    maps.add_argument("--probe-samples", type=int, help="placements on training tasks the probe is fitted on (default 2000)")
+    maps.add_argument("--horizon", type=int, help="model steps predicted (default: 10 s of physics)")
+    maps.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    maps.add_argument("--trust-code", action="store_true", help="allow a research-code checkpoint (runs its Python code)")
+    maps.add_argument("--out", type=Path, default=Path("phyre_maps.png"), help="PNG to write (default phyre_maps.png)")
+    maps.set_defaults(run=cmd_phyre_maps)
 
     clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")
     clevrer_commands = clevrer.add_subparsers(dest="clevrer_command", required=True, metavar="ACTION")

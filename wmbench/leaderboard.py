@@ -42,7 +42,7 @@ STANDARD_PLANNERS = {
     "random": {"name": "random", "horizon": 5},
 }
 STANDARD_PHYRE_PROTOCOL = {"seed": 0, "max_attempts": MAX_ATTEMPTS}  # and every test task of the fold
-REFERENCE_AGENTS = ("oracle", "random")
+REFERENCE_AGENTS = ("oracle", "random", "largest-ball")  # largest-ball: PHYRE only
 
 
 class SubmissionError(ValueError):
@@ -246,7 +246,8 @@ def phyre_entry(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def agent_table(agent: str) -> str:
-    """The table a standard-protocol run goes to: the oracle and random agents are the reference bounds."""
+    """The table a standard-protocol run goes to: the agents without a model (oracle, random, and PHYRE's
+    largest-ball) are the reference bounds."""
     return "reference" if agent in REFERENCE_AGENTS else "standard"
 
 

@@ -7,7 +7,9 @@ attempts           an agent proposes placements in its order of preference; inva
                    (overlapping an object or leaving the scene) are skipped and not counted;
                    the first valid attempt that solves the task ends it
 agents             ``random``: uniform (x, y, r), PHYRE's random agent; ``oracle``: simulator
-                   search (``templates.solve``), the ceiling; ``world-model``: a checkpoint's
+                   search (``templates.solve``), the ceiling; ``largest-ball``: random valid
+                   balls, largest first (size alone, no physics: the bar a model's ranking
+                   must clear to show more); ``world-model``: a checkpoint's
                    predicted latents scored by a probe fitted on the training tasks
                    (``ranking.WorldModelAgent``)
 results            AUCCESS with a seeded bootstrap interval, and every task's valid attempts,
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.auccess import MAX_ATTEMPTS, auccess, auccess_interval
-from wmbench.envs.phyre.simulation import Scene, simulate
+from wmbench.envs.phyre.simulation import Scene, random_valid_placements, simulate
 from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, split_tasks, task
 
 ENV_ID = "wmbench/PHYRE-v0"
@@ -50,8 +52,14 @@ def oracle_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]
     yield from random_agent(scene, rng)  # no solution found: fall back on chance
 
 
-SIMULATOR_AGENTS = {"random": random_agent, "oracle": oracle_agent}
-AGENTS = (*SIMULATOR_AGENTS, "world-model")
+def largest_ball_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """1,000 random valid placements, the largest balls first: what ranking by size alone earns."""
+    actions = random_valid_placements(scene, CANDIDATES, rng)
+    yield from actions[np.argsort(-actions[:, 2], kind="stable")]
+
+
+REFERENCE_AGENTS = {"random": random_agent, "oracle": oracle_agent, "largest-ball": largest_ball_agent}  # no model needed
+AGENTS = (*REFERENCE_AGENTS, "world-model")
 
 
 def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any]:
@@ -90,7 +98,7 @@ def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int =
         ranker, description, device_description = world_model_agent(model, train, seed, progress, device, trust_code, world_model_options)
         timing = {"probe_s": ranker.probe_s}
     else:
-        ranker, description, device_description, timing = SIMULATOR_AGENTS[agent], {"name": agent, "model": None, "settings": {}}, None, {}
+        ranker, description, device_description, timing = REFERENCE_AGENTS[agent], {"name": agent, "model": None, "settings": {}}, None, {}
     outcomes = run_agent(ranker, chosen, seed, progress, desc=f"phyre {agent}")
     return results_document(description, split, fold, seed, len(test), outcomes, {**timing, "wall_s": time.perf_counter() - start},
                             device_description)

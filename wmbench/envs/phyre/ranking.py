@@ -31,22 +31,13 @@ import torch
 from tqdm import tqdm
 
 from wmbench.envs.phyre.evaluation import CANDIDATES, HORIZON_SECONDS, PROBE_SAMPLES
-from wmbench.envs.phyre.simulation import FPS, MAX_STEPS, Scene, draw, draw_ball, initial_poses, simulate, valid_placements
+from wmbench.envs.phyre.simulation import FPS, MAX_STEPS, Scene, draw, draw_ball, initial_poses, random_valid_placements, simulate
 from wmbench.envs.phyre.templates import parse_task_id, task
 from wmbench.voe import auroc
 
 STRIDE = FPS  # physics steps per env step: the env's default, one frame per second
 PROBE_L2 = 1e-3
 BATCH = 256
-
-
-def random_valid_placements(scene: Scene, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` uniform (x, y, r) in [0, 1]^3 that place a valid ball, drawn in batches."""
-    found = []
-    while sum(len(f) for f in found) < count:
-        draws = rng.uniform(0.0, 1.0, (2 * count, 3))
-        found.append(draws[valid_placements(scene, draws)])
-    return np.concatenate(found)[:count]
 
 
 class WorldModelAgent:

@@ -255,6 +255,15 @@ def valid_placements(scene: Scene, actions) -> np.ndarray:
     return valid
 
 
+def random_valid_placements(scene: Scene, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` uniform (x, y, r) in [0, 1]^3 that place a valid ball, drawn in batches."""
+    found = []
+    while sum(len(f) for f in found) < count:
+        draws = rng.uniform(0.0, 1.0, (2 * count, 3))
+        found.append(draws[valid_placements(scene, draws)])
+    return np.concatenate(found)[:count]
+
+
 def simulate(scene: Scene, action=None, steps: int = MAX_STEPS, stride: int = FPS, stop_when_decided: bool = False) -> Rollout:
     """Simulate ``scene`` (with the action's red ball, if given) for ``steps`` physics steps,
     observing every ``stride``-th one (frame 0 is the start).
