@@ -160,5 +160,6 @@ def test_every_registered_env_has_a_committed_set_from_its_standard_recipe():
 
     assert set(HELD_OUT) == set(GOAL_ENVS)
     recipes = [Recipe.load(p) for p in Path(EVAL_DIR).parent.glob("*.toml") if not p.stem.endswith("-mini")]
-    assert {r.env: (r.policy, r.steps) for r in recipes} == {env: tuple(h) for env, h in HELD_OUT.items()}
+    goal_reaching = [r for r in recipes if r.env in GOAL_ENVS]  # PHYRE is scored by AUCCESS on its test tasks, not an evaluation set
+    assert {r.env: (r.policy, r.steps) for r in goal_reaching} == {env: tuple(h) for env, h in HELD_OUT.items()}
     assert all((EVAL_DIR / f"{env}.npz").is_file() and (EVAL_DIR / f"{env}.json").is_file() for env in GOAL_ENVS)
