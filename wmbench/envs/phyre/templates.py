@@ -17,8 +17,8 @@ the tasks of a template are mirrored left-right. Task ``i`` of template ``t`` is
 ``stick_onto_ball``         topple the standing green stick onto the purple (fixed) ball
 ==========================  ======================================================================
 
-Each task is solvable by some valid ball and is not solved by doing nothing (checked for all 100
-tasks of every template by ``python -m wmbench.envs.phyre.templates``).
+Each task is solvable by some valid ball and is not solved by doing nothing: tests/test_phyre.py
+checks all 100 tasks of every template, and so does ``python -m wmbench.envs.phyre.templates``.
 """
 
 from __future__ import annotations
