@@ -127,6 +127,7 @@ class WorldModelAgent:
                 "probe": {"positives": probe["positives"], "train_accuracy": probe["train_accuracy"], "train_auroc": probe["train_auroc"],
                           "validation_auroc": probe["validation_auroc"], "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
 
+
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2) -> dict[str, Any]:
     """L2-regularized logistic regression on standardized features (L-BFGS, float64)."""
     features = np.asarray(features, np.float64)
