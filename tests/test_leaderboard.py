@@ -270,6 +270,7 @@ def test_an_edited_phyre_file_is_refused_naming_the_field(phyre_results):
         "auccess.solved_within_100": lambda r: r["auccess"].update(solved_within_100=0.5),
         "auccess.value": lambda r: r["tasks"][late].update(solved_at=1, attempts=1),  # a better outcome, summary left as it was
         f"tasks\\[{late}\\]: solved_at 100 with": lambda r: r["tasks"][late].update(solved_at=100),
+        f"tasks\\[{late}\\]: solved_at 1 with": lambda r: r["tasks"][late].update(solved_at=1),  # attempts after the solution
         "tasks\\[0\\].task is 'ball_off_shelf:000', but test task 1 of fold 0 of the within split \\(seed 0\\) is": (
             lambda r: r["tasks"][0].update(task="ball_off_shelf:000")),
         "tasks\\[0\\].task": lambda r: r["tasks"].reverse(),

@@ -195,10 +195,10 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
                 "the tasks evaluated must be the fold's first test tasks in order"
             )
         solved_at, attempts = outcome["solved_at"], outcome["attempts"]
-        if (solved_at is not None and solved_at > attempts) or attempts > protocol["max_attempts"]:
+        if (solved_at is not None and solved_at != attempts) or attempts > protocol["max_attempts"]:
             raise SubmissionError(
-                f"tasks[{index}]: solved_at {solved_at} with {attempts} attempts is impossible with at most "
-                f"{protocol['max_attempts']} attempts (solved_at <= attempts <= protocol.max_attempts); the file was edited"
+                f"tasks[{index}]: solved_at {solved_at} with {attempts} attempts is impossible: a solved task stops at its "
+                f"solving attempt, and no task gets more than {protocol['max_attempts']}; the file was edited"
             )
     solved_at = [outcome["solved_at"] for outcome in tasks]
     recomputed = {"value": auccess(solved_at), "ci95": list(auccess_interval(solved_at, seed=protocol["seed"])),
