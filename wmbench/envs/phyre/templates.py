@@ -56,10 +56,15 @@ def ball_off_shelf(rng):
     return room("purple") + things
 
 
-def ball_into_jar(rng):
+def jar_below_shelf(rng, color: str) -> list[Thing]:
+    """The shelf with the green ball, and a jar of ``color`` on the floor past the shelf's end."""
     things, end, _ = shelf_with_ball(rng)
     width = rng.uniform(60, 90)
-    return room() + things + [jar(end + rng.uniform(0, 20) + width / 2, FLOOR, width, rng.uniform(15, 30), "purple")]
+    return room() + things + [jar(end + rng.uniform(0, 20) + width / 2, FLOOR, width, rng.uniform(15, 30), color)]
+
+
+def ball_into_jar(rng):
+    return jar_below_shelf(rng, "purple")
 
 
 def ball_onto_blue_ball(rng):
@@ -73,9 +78,7 @@ def ball_onto_blue_ball(rng):
 
 
 def ball_into_blue_jar(rng):
-    things, end, _ = shelf_with_ball(rng)
-    width = rng.uniform(60, 90)
-    return room() + things + [jar(end + rng.uniform(0, 20) + width / 2, FLOOR, width, rng.uniform(15, 30), "blue")]
+    return jar_below_shelf(rng, "blue")
 
 
 def ball_onto_platform(rng):
@@ -91,18 +94,20 @@ def standing_stick(rng) -> tuple[Thing, float]:
     return stick(x, FLOOR, height, "green"), x
 
 
-def stick_onto_box(rng):
+def box_beside_stick(rng, color: str) -> list[Thing]:
+    """The standing green stick, and a box of ``color`` within its reach when it falls."""
     green, x = standing_stick(rng)
     width, height = rng.uniform(20, 40), rng.uniform(15, 35)
     gap = rng.uniform(10, 0.6 * green.height)
-    return room() + [green, box(x + 3 + gap + width / 2, FLOOR + height / 2, width, height, "purple")]
+    return room() + [green, box(x + 3 + gap + width / 2, FLOOR + height / 2, width, height, color)]
+
+
+def stick_onto_box(rng):
+    return box_beside_stick(rng, "purple")
 
 
 def stick_onto_blue_box(rng):
-    green, x = standing_stick(rng)
-    width, height = rng.uniform(20, 40), rng.uniform(15, 35)
-    gap = rng.uniform(10, 0.6 * green.height)
-    return room() + [green, box(x + 3 + gap + width / 2, FLOOR + height / 2, width, height, "blue")]
+    return box_beside_stick(rng, "blue")
 
 
 def stick_into_jar(rng):
