@@ -15,7 +15,7 @@ run over iterations only (and over episodes only to seed their random generators
              ``shift_plan(previous_plan, executed)``.
 ===========  ==================================================================================
 
-Planners (defaults from the published evaluation protocol, REFERENCE.md section 1):
+Planners (defaults from the standard protocol, ``wmbench.protocol``):
 
 =========  ====================================================================================
 ``cem``    300 samples, 30 elites, 30 iterations, initial mean ``init`` (or 0) and std 1; samples
@@ -63,6 +63,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from wmbench.devices import resolve_device
+from wmbench.protocol import GOAL_REACHING
+
 CostFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -70,8 +73,8 @@ CostFn = Callable[[torch.Tensor], torch.Tensor]
 class PlannerConfig:
     """Settings every planner has; each planner's own dataclass adds its hyperparameters."""
 
-    samples: int = 300  # candidate sequences per episode and iteration
-    iterations: int = 30
+    samples: int = GOAL_REACHING.samples  # candidate sequences per episode and iteration
+    iterations: int = GOAL_REACHING.iterations
     autocast: bool = False  # evaluate costs under bf16 autocast (planner arithmetic stays float32)
     compile: bool = False  # torch.compile the cost function
 
@@ -84,7 +87,7 @@ class PlannerConfig:
 
 @dataclass
 class CEMConfig(PlannerConfig):
-    elites: int = 30
+    elites: int = GOAL_REACHING.elites
     init_std: float = 1.0  # the reference's var_scale: it scales unit noise, so it is a std
     result: str = "mean"  # "mean": the final mean (the reference's); "best": best sequence evaluated
 
@@ -137,13 +140,6 @@ class GDConfig(PlannerConfig):
         super().__post_init__()
         if self.lr <= 0 or self.init_std < 0:
             raise ValueError(f"planner hyperparameters lr={self.lr}, init_std={self.init_std}: expected > 0 and >= 0")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def shift_plan(plan: torch.Tensor, executed: int) -> torch.Tensor:
