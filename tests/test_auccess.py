@@ -8,7 +8,8 @@ import numpy as np
 
 import pytest
 
-from wmbench.auccess import WEIGHTS, auccess, auccess_interval, split, task_split
+from wmbench.envs.phyre.splits import split, task_split
+from wmbench.eval.puzzles import WEIGHTS, auccess, auccess_interval
 
 
 def test_solved_at_the_first_attempt_is_one_and_never_is_zero():
@@ -66,7 +67,7 @@ def test_phyre_agents_through_the_evaluator(tmp_path, capsys):
     import json
 
     from wmbench.cli import main
-    from wmbench.envs.phyre.evaluation import attempt_task, evaluate_agent
+    from wmbench.eval.puzzles import attempt_task, evaluate_agent
     from wmbench.envs.phyre.templates import task
 
     oracle = evaluate_agent("oracle", "within", fold=0, tasks=4, progress=False)
@@ -93,7 +94,7 @@ def test_phyre_agents_through_the_evaluator(tmp_path, capsys):
 
 
 def test_the_largest_ball_agent_proposes_valid_balls_largest_first():
-    from wmbench.envs.phyre.evaluation import largest_ball_agent
+    from wmbench.eval.puzzles import largest_ball_agent
     from wmbench.envs.phyre.simulation import is_valid
     from wmbench.envs.phyre.templates import task
 

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 import wmbench
-from wmbench.checkpoint import MANIFEST, CheckpointError, check_compatible, export, load_model
+from wmbench.checkpoint import MANIFEST, CheckpointError, export, load_model
+from wmbench.eval.models import check_compatible
 from wmbench.testing import TinyWorldModel, TinyWorldModelWithCost
 from wmbench.world_model import ModelMeta, squared_l2_to_goal
 
@@ -104,6 +105,25 @@ def test_model_without_cost_gets_the_default_cost(exported_plain):
         predicted = loaded.rollout(latents, actions)
         assert_same(predicted, model.rollout(model.encode(pixels), actions))
     assert_same(loaded.cost(predicted, latents[:, 0]), squared_l2_to_goal(predicted, latents[:, 0]))
+
+
+class FrameByFrameModel(TinyWorldModel):
+    """Encodes one frame at a time in a Python loop, which torch.export unrolls: the export fixes the frame count."""
+
+    def encode(self, pixels):
+        encode = super().encode
+        return torch.stack([encode(frame[:, None])[:, 0] for frame in pixels.unbind(1)], dim=1)
+
+
+def test_encoder_exported_for_fixed_frames_takes_any_number(tmp_path):
+    model = FrameByFrameModel(history=3, seed=6)
+    loaded = load_model(export(model, tmp_path / "model.wmb", horizon=2))
+    assert loaded.encode_frames == 3
+    pixels, _ = inputs(model, 2, 1, frames=6)
+    with torch.no_grad():
+        in_full_chunks = torch.cat([model.encode(pixels[:, :3]), model.encode(pixels[:, 3:])], dim=1)
+        for frames in (1, 3, 5):  # one padded chunk, one full chunk, a full chunk and a padded one
+            assert_same(loaded.encode(pixels[:, :frames]), in_full_chunks[:, :frames])
 
 
 def test_loads_onto_another_device(exported):

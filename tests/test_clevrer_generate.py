@@ -10,7 +10,7 @@ pytest.importorskip("av", reason="MP4 writing needs the 'clevrer' extra")
 pytest.importorskip("mujoco", reason="CLEVRER needs the 'clevrer' extra")
 
 from wmbench.cli import main  # noqa: E402
-from wmbench.envs.clevrer.generate import generate, paths  # noqa: E402
+from wmbench.data.clevrer_videos import generate, paths  # noqa: E402
 
 SMALL = dict(resolution=(64, 96), progress=False)
 

@@ -29,7 +29,7 @@ import pytest
 from wmbench.envs.clevrer.questions import (
     ATTRIBUTES, COLORS, MATERIALS, SHAPES, ProgramError, answer_text, execute, generate_questions,
 )
-from wmbench.envs.clevrer.scoring import score
+from wmbench.eval.videos import score
 
 ALL = {"descriptive": 10_000, "explanatory": 10_000, "predictive": 10_000, "counterfactual": 10_000}  # every candidate
 ATTRIBUTE_WORDS = {*COLORS, *MATERIALS, *SHAPES}

@@ -11,8 +11,10 @@ pytest.importorskip("torch", reason="the harness needs the 'torch' extra")
 
 from wmbench.cli import main  # noqa: E402
 from wmbench.data.evalset import load_eval_set  # noqa: E402
-from wmbench.evaluation import EvalSettings, draw_pairs, evaluate  # noqa: E402
-from wmbench.results import validate, wilson_interval  # noqa: E402
+from wmbench.data.evalset import draw_pairs  # noqa: E402
+from wmbench.eval.goal_reaching import EvalSettings, evaluate  # noqa: E402
+from wmbench.eval.results import validate  # noqa: E402
+from wmbench.stats import wilson_interval  # noqa: E402
 
 
 def test_wilson_interval_matches_hand_computed_values():
@@ -128,7 +130,7 @@ def test_voe_command_writes_curves_that_validate(tmp_path, capsys):
 
 
 def test_an_env_without_a_goal_has_no_mpc_evaluation():
-    from wmbench.evaluation import EvalSettings, evaluate
+    from wmbench.eval.goal_reaching import EvalSettings, evaluate
 
     with pytest.raises(ValueError, match="clevrer is a video environment: it has no goal to reach"):
         evaluate("random", "clevrer", EvalSettings(episodes=1))

@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 
 from wmbench.cli import main
-from wmbench.envs.phyre.evaluation import evaluate_agent
-from wmbench.evaluation import EvalSettings, evaluate
+from wmbench.eval.goal_reaching import EvalSettings, evaluate
+from wmbench.eval.puzzles import evaluate_agent
 from wmbench.leaderboard import SubmissionError, load_board, make_entry, submit
-from wmbench.results import schema, validate
+from wmbench.eval.results import schema, validate
 
 LEADERBOARD = Path(__file__).parents[1] / "leaderboard"
 

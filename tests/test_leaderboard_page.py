@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wmbench.leaderboard_page import render_html, render_markdown
-from wmbench.results import validate
+from wmbench.eval.results import validate
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 HOSTILE = "<script>window.injected = 1</script> Smith & Sons"

@@ -8,10 +8,11 @@ import torch
 
 from wmbench.checkpoint import export, load_model
 from wmbench.envs.phyre import PhyreEnv, simulate, task
-from wmbench.envs.phyre.ranking import WorldModelAgent, fit_logistic, logistic_scores
+from wmbench.eval.puzzle_agent import WorldModelAgent
 from wmbench.envs.phyre.simulation import random_valid_placements
-from wmbench.envs.phyre.templates import split_tasks
-from wmbench.results import validate
+from wmbench.envs.phyre.splits import split_tasks
+from wmbench.eval.results import validate
+from wmbench.stats import fit_logistic, logistic_scores
 from wmbench.testing import TinyWorldModel
 
 
@@ -79,12 +80,12 @@ def test_candidates_are_valid_and_attempted_best_score_first():
 
 def test_perfect_scores_solve_every_task_at_the_first_attempt(monkeypatch):
     """The ranking's plumbing: with the simulator's verdict as the score, the first attempt is a solution."""
-    from wmbench.envs.phyre import evaluation
+    from wmbench.eval import puzzles
 
     agent = small_agent(tiny_phyre_model(), candidates=300)
     monkeypatch.setattr(agent, "scores", lambda scene, actions: np.array([simulate(scene, a, stop_when_decided=True).solved for a in actions], float))
     _, test = split_tasks("within", 0, seed=0)
-    outcomes = evaluation.run_agent(agent, test[:3], seed=0, progress=False, desc="")
+    outcomes = puzzles.run_agent(agent, test[:3], seed=0, progress=False, desc="")
     assert [outcome["solved_at"] for outcome in outcomes] == [1, 1, 1]
 
 
@@ -125,7 +126,7 @@ def test_bad_settings_are_refused(option):
 
 def test_score_maps_show_where_balls_solve_and_what_the_agent_scores(tmp_path, capsys):
     from wmbench.cli import main
-    from wmbench.envs.phyre.maps import grid_actions, score_map
+    from wmbench.eval.puzzle_agent import grid_actions, score_map
 
     agent = small_agent(tiny_phyre_model())
     scene = task("ball_off_shelf", 3)

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("mujoco", reason="CLEVRER needs the 'clevrer' extra")
 
-from wmbench.scene_eval import PROBE_FIELDS, evaluate_scenes, fit_ridge, linear_probe, probe_scores, probe_targets  # noqa: E402
+from wmbench.eval.videos import PROBE_FIELDS, evaluate_scenes, linear_probe, probe_scores, probe_targets  # noqa: E402
+from wmbench.stats import fit_ridge  # noqa: E402
 from wmbench.testing import TinyWorldModel  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def test_an_answering_head_is_scored_on_generated_questions(tmp_path, capsys):
     from safetensors.torch import save_file
 
     from wmbench.cli import main
-    from wmbench.envs.clevrer.generate import generate
+    from wmbench.data.clevrer_videos import generate
     from wmbench.testing import TinyAnsweringModel
 
     generate(2, tmp_path / "videos", workers=1, resolution=(64, 96), progress=False)
@@ -103,7 +104,7 @@ def test_an_answering_head_is_scored_on_generated_questions(tmp_path, capsys):
 
 
 def test_voe_runs_on_passive_videos_with_every_perturbation():
-    from wmbench.voe import run_voe
+    from wmbench.eval.voe import run_voe
 
     result = run_voe(TinyWorldModel(image_size=32, action_dim=4, action_block=8).eval(), "clevrer", episodes=3, progress=False)
     assert set(result["summary"]) == {"teleport", "recolor", "vanish"}

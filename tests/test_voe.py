@@ -21,7 +21,8 @@ import torch
 
 import wmbench
 from wmbench.envs.tworoom import BORDER, WORLD
-from wmbench.voe import _perturb, auroc, midranks, paired_t_test, plot_voe, run_voe, student_t_two_sided_p
+from wmbench.eval.voe import _perturb, plot_voe, run_voe
+from wmbench.stats import auroc, midranks, paired_t_test, student_t_two_sided_p
 from wmbench.world_model import ModelMeta
 
 SIZE, HISTORY, BLOCK = 64, 2, 5

@@ -1,55 +1,26 @@
-"""The ``wmbench`` command line: ``wmbench --help`` lists every command."""
+"""The ``wmbench`` command line: argument parsing and printing; the work is done by the modules it calls.
+
+``wmbench --help`` lists every command.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import wmbench
 from wmbench.envs import ENVS, GOAL_ENVS, short_name
 from wmbench.files import atomic_write, write_json
 from wmbench.media import contact_sheet, save_gif
-from wmbench.policies import make_policy, policy_names
+from wmbench.policies import make_policy, play, policy_names
+from wmbench.protocol import GOAL_REACHING, ORACLE, PUZZLES, VOE
 
 LEADERBOARD = Path("leaderboard/leaderboard.json")
-
-
-@dataclass
-class Rollout:
-    frames: list[np.ndarray] = field(default_factory=list)
-    goal: np.ndarray | None = None
-    succeeded_at: int | None = None  # first step at which the success rule held
-    steps: int = 0
-    seconds: float = 0.0
-    final_info: dict = field(default_factory=dict)
-
-
-def run_rollout(env, policy, steps: int, seed: int, progress: bool = False) -> Rollout:
-    """One seeded episode of ``policy``, at most ``steps`` steps, keeping every frame."""
-    obs, info = env.reset(seed=seed)
-    policy.reset()
-    rollout = Rollout(frames=[obs["pixels"]], goal=info["goal"], succeeded_at=0 if info["success"] else None)
-    start = time.perf_counter()
-    for t in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress, leave=False):
-        obs, _, terminated, truncated, info = env.step(policy.act())
-        rollout.frames.append(obs["pixels"])
-        rollout.steps = t
-        if info["success"] and rollout.succeeded_at is None:
-            rollout.succeeded_at = t
-        if terminated or truncated:
-            break
-    rollout.seconds = time.perf_counter() - start
-    rollout.final_info = info
-    return rollout
 
 
 def parse_variation(text: str | None):
@@ -108,7 +79,7 @@ def cmd_envs(args) -> None:
 
 def cmd_render(args) -> None:
     env, policy, policy_name = make_env_and_policy(args)
-    rollout = run_rollout(env, policy, args.steps, args.seed)
+    rollout = play(env, policy, args.steps, args.seed)
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, args.frames).round().astype(int))
     sheet = contact_sheet([rollout.frames[i] for i in picks], [f"t={i}" for i in picks], goal=rollout.goal)
     atomic_write(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
@@ -117,7 +88,7 @@ def cmd_render(args) -> None:
 
 def cmd_rollout(args) -> None:
     env, policy, policy_name = make_env_and_policy(args)
-    rollout = run_rollout(env, policy, args.steps, args.seed, progress=True)
+    rollout = play(env, policy, args.steps, args.seed, progress=True)
     atomic_write(args.out, lambda tmp: save_gif(rollout.frames, tmp, fps=args.fps))
     diagnostics = {k: v for k, v in rollout.final_info.items() if isinstance(v, (bool, int, float))}
     summary = {
@@ -211,8 +182,8 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def cmd_eval(args) -> None:
-    from wmbench.evaluation import EvalSettings, episode_clip, evaluate, plot_summary
-    from wmbench.results import summary_text, validate
+    from wmbench.eval.goal_reaching import EvalSettings, evaluate, summary_text, write_outputs
+    from wmbench.eval.results import validate
 
     options = parse_options(args.option)
     for key in ("samples", "iterations"):
@@ -224,26 +195,19 @@ def cmd_eval(args) -> None:
     validate(results)
     model_name = Path(args.model).stem if args.model not in ("oracle", "random") else args.model
     out = args.out or Path("runs/eval") / f"{short_name(args.env)}_{model_name}_{args.planner}_seed{args.seed}"
-    write_json(out / "results.json", results)
-    written = [out / "results.json"]
-    if importlib.util.find_spec("matplotlib"):
-        written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
-    for i, episode in enumerate(run["episodes"][: args.videos]):
-        path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
-        atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run["goal_frames"][i]), tmp))
-        written.append(path)
+    written = write_outputs(results, run, out, videos=args.videos)
     print(summary_text(results))
     print("wrote " + ", ".join(str(p) for p in written))
 
 
 def cmd_voe(args) -> None:
-    from wmbench.checkpoint import load_model
-    from wmbench.evaluation import resolve_device
-    from wmbench.results import validate
-    from wmbench.voe import plot_voe, run_voe
+    from wmbench.devices import resolve_device
+    from wmbench.eval.models import load_for_env
+    from wmbench.eval.results import validate
+    from wmbench.eval.voe import plot_voe, run_voe
 
     device = resolve_device(args.device)
-    model = load_model(args.model, device=device, trust_code=args.trust_code)
+    model = load_for_env(args.model, short_name(args.env), device, args.trust_code)
     kwargs = {k: getattr(args, k) for k in ("steps", "perturb_step") if getattr(args, k) is not None}
     result = run_voe(model, short_name(args.env), episodes=args.episodes, seed=args.seed, device=device,
                      model_info={"name": model.meta.name, "sha256": model.sha256}, **kwargs)
@@ -278,7 +242,7 @@ def cmd_submit(args) -> None:
 
 def cmd_leaderboard(args) -> None:
     from wmbench.leaderboard import load_board
-    from wmbench.leaderboard_page import render_html, render_markdown
+    from wmbench.leaderboard_page import render_html, render_markdown, with_markdown_block
 
     board = load_board(args.leaderboard)
     out = args.out or args.leaderboard.parent
@@ -288,17 +252,13 @@ def cmd_leaderboard(args) -> None:
     atomic_write(out / "leaderboard.md", lambda tmp: tmp.write_text(markdown))
     print(f"wrote {out / 'index.html'} (open it in a browser) and {out / 'leaderboard.md'}: {len(board['entries'])} entries")
     if args.readme:
-        text = args.readme.read_text()
-        start, end = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
-        if start not in text or end not in text:
-            raise ValueError(f"{args.readme} has no {start} ... {end} block to fill; add those two lines where the table goes")
-        before, rest = text.split(start, 1)
-        atomic_write(args.readme, lambda tmp: tmp.write_text(f"{before}{start}\n{markdown}{end}{rest.split(end, 1)[1]}"))
+        text = with_markdown_block(args.readme.read_text(), markdown, str(args.readme))
+        atomic_write(args.readme, lambda tmp: tmp.write_text(text))
         print(f"updated the leaderboard table in {args.readme}")
 
 
 def cmd_clevrer_generate(args) -> None:
-    from wmbench.envs.clevrer.generate import generate
+    from wmbench.data.clevrer_videos import generate
 
     size = args.resolution if isinstance(args.resolution, tuple) else (args.resolution, args.resolution)
     manifest = generate(args.videos, args.out, seed=args.seed, workers=args.workers, resolution=size, resume=args.resume)
@@ -307,10 +267,11 @@ def cmd_clevrer_generate(args) -> None:
 
 
 def cmd_clevrer_eval(args) -> None:
-    from wmbench.checkpoint import load_model
-    from wmbench.scene_eval import evaluate_scenes
+    from wmbench.devices import resolve_device
+    from wmbench.eval.models import load_for_env
+    from wmbench.eval.videos import evaluate_scenes
 
-    model = load_model(args.model, device="cpu", trust_code=args.trust_code)
+    model = load_for_env(args.model, "clevrer", resolve_device(args.device), args.trust_code)
     report = evaluate_scenes(model, videos=args.videos, horizons=args.horizons, seed=args.seed)
     write_json(args.out, report)
     for row in report["prediction_error"]:
@@ -321,15 +282,16 @@ def cmd_clevrer_eval(args) -> None:
 
 
 def cmd_clevrer_answer(args) -> None:
-    from wmbench.checkpoint import load_model
-    from wmbench.scene_eval import answer_questions
+    from wmbench.devices import resolve_device
+    from wmbench.eval.models import load_for_env
+    from wmbench.eval.videos import answer_questions
 
-    report = answer_questions(load_model(args.model, device="cpu", trust_code=args.trust_code), args.generated)
+    report = answer_questions(load_for_env(args.model, "clevrer", resolve_device(args.device), args.trust_code), args.generated)
     print(json.dumps(report, indent=2))
 
 
 def cmd_clevrer_score(args) -> None:
-    from wmbench.envs.clevrer.scoring import score
+    from wmbench.eval.videos import score
 
     predictions = json.loads(Path(args.predictions).read_text())
     result = score(args.questions, predictions)
@@ -337,8 +299,8 @@ def cmd_clevrer_score(args) -> None:
 
 
 def cmd_phyre_eval(args) -> None:
-    from wmbench.envs.phyre.evaluation import evaluate_agent, summary_text
-    from wmbench.results import validate
+    from wmbench.eval.puzzles import evaluate_agent, summary_text
+    from wmbench.eval.results import validate
 
     options = {key: value for key in ("candidates", "probe_samples", "horizon") if (value := getattr(args, key)) is not None}
     if options and args.agent != "world-model":
@@ -354,9 +316,10 @@ def cmd_phyre_eval(args) -> None:
 
 
 def cmd_phyre_maps(args) -> None:
-    from wmbench.envs.phyre.evaluation import world_model_agent
-    from wmbench.envs.phyre.maps import plot_score_maps, score_map
-    from wmbench.envs.phyre.templates import parse_task_id, split_tasks, task
+    from wmbench.envs.phyre.splits import split_tasks
+    from wmbench.envs.phyre.templates import parse_task_id, task
+    from wmbench.eval.puzzle_agent import plot_score_maps, score_map
+    from wmbench.eval.puzzles import world_model_agent
 
     if args.tasks < 1 or args.grid < 2:
         raise ValueError(f"--tasks {args.tasks} --grid {args.grid}: at least 1 task and a grid of 2 or more cells a side")
@@ -444,14 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
         "optional GIFs.")
     evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle or random")
     evaluation.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
-    evaluation.add_argument("--episodes", type=int, default=50, help="pairs drawn from the evaluation set (default 50)")
-    evaluation.add_argument("--budget", type=int, default=50, help="env steps per episode (default 50)")
-    evaluation.add_argument("--seed", type=int, default=42, help="which pairs, and the planner's seed (default 42)")
-    evaluation.add_argument("--planner", default="cem", choices=["cem", "mppi", "icem", "gd"], help="default cem")
-    evaluation.add_argument("--horizon", type=int, default=5, help="model steps planned (default 5)")
+    standard = GOAL_REACHING
+    evaluation.add_argument("--episodes", type=int, default=standard.episodes, help=f"pairs drawn from the evaluation set (default {standard.episodes})")
+    evaluation.add_argument("--budget", type=int, default=standard.budget, help=f"env steps per episode (default {standard.budget})")
+    evaluation.add_argument("--seed", type=int, default=standard.seed, help=f"which pairs, and the planner's seed (default {standard.seed})")
+    evaluation.add_argument("--planner", default=standard.planner, choices=["cem", "mppi", "icem", "gd"], help=f"default {standard.planner}")
+    evaluation.add_argument("--horizon", type=int, default=standard.horizon, help=f"model steps planned (default {standard.horizon})")
     evaluation.add_argument("--replan-every", type=int, help="model steps executed between plans (default: the horizon)")
-    evaluation.add_argument("--samples", type=int, help="candidates per episode (planner default; the oracle's CEM: 64)")
-    evaluation.add_argument("--iterations", type=int, help="optimizer iterations (planner default; the oracle's CEM: 5)")
+    evaluation.add_argument("--samples", type=int, help=f"candidates per episode (planner default; the oracle's CEM: {ORACLE.samples})")
+    evaluation.add_argument("--iterations", type=int, help=f"optimizer iterations (planner default; the oracle's CEM: {ORACLE.iterations})")
     evaluation.add_argument("--option", action="append", metavar="KEY=VALUE", help="any other planner hyperparameter, repeatable")
     evaluation.add_argument("--videos", type=int, default=0, help="write a GIF (agent | goal) of the first N episodes")
     evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL_PLANNER_seedSEED)")
@@ -461,10 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     voe = commands.add_parser("voe", help="violation of expectation: a model's surprise at teleports and recolors")
     voe.add_argument("--model", required=True, help="a wmbench checkpoint (or a research spec with --trust-code)")
     voe.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
-    voe.add_argument("--episodes", type=int, default=50, help="paired trajectories per perturbation (default 50)")
+    voe.add_argument("--episodes", type=int, default=VOE.episodes, help=f"paired trajectories per perturbation (default {VOE.episodes})")
     voe.add_argument("--steps", type=int, help="env steps per trajectory")
     voe.add_argument("--perturb-step", type=int, help="env step at which the perturbation happens")
-    voe.add_argument("--seed", type=int, default=0, help="default 0")
+    voe.add_argument("--seed", type=int, default=VOE.seed, help=f"default {VOE.seed}")
     voe.add_argument("--out", type=Path, help="output folder (default runs/voe/ENV_MODEL_seedSEED)")
     add_model_options(voe)
     voe.set_defaults(run=cmd_voe)
@@ -505,27 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
     phyre_eval.add_argument("--model", help="world-model agent: a checkpoint trained on PHYRE frames and 3-d actions")
     phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
     phyre_eval.add_argument("--fold", type=int, default=0, help="fold 0-4 of the 80/20 split (default 0)")
-    phyre_eval.add_argument("--seed", type=int, default=0, help="seed of the folds and of the agent (default 0)")
+    phyre_eval.add_argument("--seed", type=int, default=PUZZLES.seed, help=f"seed of the folds and of the agent (default {PUZZLES.seed})")
     phyre_eval.add_argument("--tasks", type=int, help="only the first N test tasks (default all)")
     phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json)")
     ranking = phyre_eval.add_argument_group("world-model agent")
-    ranking.add_argument("--candidates", type=int, help="random valid placements ranked per task (default 1000)")
-    ranking.add_argument("--probe-samples", type=int, help="placements on training tasks the success probe is fitted on (default 2000)")
-    ranking.add_argument("--horizon", type=int, help="model steps predicted before the probe reads the latent (default: 10 s of physics)")
-    ranking.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    ranking.add_argument("--trust-code", action="store_true", help="allow a research-code checkpoint (runs its Python code)")
+    ranking.add_argument("--candidates", type=int, help=f"random valid placements ranked per task (default {PUZZLES.candidates})")
+    ranking.add_argument("--probe-samples", type=int, help=f"placements on training tasks the success probe is fitted on (default {PUZZLES.probe_samples})")
+    ranking.add_argument("--horizon", type=int, help=f"model steps predicted before the probe reads the latent (default: {PUZZLES.horizon_seconds} s of physics)")
+    add_model_options(ranking)
     phyre_eval.set_defaults(run=cmd_phyre_eval)
     maps = phyre_commands.add_parser("maps", help="where a ball solves a test task vs a world model's probe score, over a grid (PNG)")
     maps.add_argument("--model", required=True, help="a checkpoint trained on PHYRE frames and 3-d actions")
     maps.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
     maps.add_argument("--fold", type=int, default=0, help="fold 0-4 (default 0): the probe fits on its training tasks")
-    maps.add_argument("--seed", type=int, default=0, help="seed of the folds and of the probe's data (default 0)")
+    maps.add_argument("--seed", type=int, default=PUZZLES.seed, help=f"seed of the folds and of the probe's data (default {PUZZLES.seed})")
     maps.add_argument("--tasks", type=int, default=4, help="test tasks shown, spread over the fold (default 4)")
     maps.add_argument("--grid", type=int, default=32, help="cells a side (default 32; each cell is one simulation)")
-    maps.add_argument("--probe-samples", type=int, help="placements on training tasks the probe is fitted on (default 2000)")
-    maps.add_argument("--horizon", type=int, help="model steps predicted (default: 10 s of physics)")
-    maps.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    maps.add_argument("--trust-code", action="store_true", help="allow a research-code checkpoint (runs its Python code)")
+    maps.add_argument("--probe-samples", type=int, help=f"placements on training tasks the probe is fitted on (default {PUZZLES.probe_samples})")
+    maps.add_argument("--horizon", type=int, help=f"model steps predicted (default: {PUZZLES.horizon_seconds} s of physics)")
+    add_model_options(maps)
     maps.add_argument("--out", type=Path, default=Path("phyre_maps.png"), help="PNG to write (default phyre_maps.png)")
     maps.set_defaults(run=cmd_phyre_maps)
 
@@ -550,12 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     scene_eval.add_argument("--horizons", type=int, default=5, help="model steps predicted (default 5)")
     scene_eval.add_argument("--seed", type=int, default=0, help="first reset seed (default 0)")
     scene_eval.add_argument("--out", type=Path, default=Path("clevrer_eval.json"), help="the report (default clevrer_eval.json)")
-    scene_eval.add_argument("--trust-code", action="store_true", help="allow a checkpoint that runs its author's code")
+    add_model_options(scene_eval)
     scene_eval.set_defaults(run=cmd_clevrer_eval)
     answer = clevrer_commands.add_parser("answer", help="score a model's answering head on the questions of a `clevrer generate` folder")
     answer.add_argument("--model", required=True, help="research code with an answer(pixels, question) method (needs --trust-code)")
     answer.add_argument("--generated", type=Path, required=True, help="the folder `wmbench clevrer generate` wrote")
-    answer.add_argument("--trust-code", action="store_true", help="required: an answering head is the author's code")
+    add_model_options(answer)
     answer.set_defaults(run=cmd_clevrer_answer)
     return parser
 

@@ -30,18 +30,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from wmbench.auccess import MAX_ATTEMPTS
+from wmbench.eval.results import schema, validate
 from wmbench.files import write_json
-from wmbench.results import schema, validate, wilson_interval
+from wmbench.protocol import GOAL_REACHING, PUZZLES, VERSION, standard_planners
+from wmbench.stats import wilson_interval
 
-PROTOCOL_VERSION = 1
-STANDARD_PROTOCOL = {"budget": 50, "episodes": 50, "seed": 42, "goal_offset": 25}  # REFERENCE.md section 1
-STANDARD_PLANNERS = {
-    "model": {"name": "cem", "samples": 300, "iterations": 30, "elites": 30, "init_std": 1.0, "horizon": 5, "replan_every": 5, "result": "mean"},
-    "oracle": {"name": "cem", "samples": 64, "iterations": 5, "elites": 8, "horizon": 5, "replan_every": 5},  # evaluation.ORACLE_CEM
-    "random": {"name": "random", "horizon": 5},
-}
-STANDARD_PHYRE_PROTOCOL = {"seed": 0, "max_attempts": MAX_ATTEMPTS}  # and every test task of the fold
+PROTOCOL_VERSION = VERSION
+STANDARD_PROTOCOL = {key: getattr(GOAL_REACHING, key) for key in ("budget", "episodes", "seed", "goal_offset")}
+STANDARD_PLANNERS = standard_planners()
+STANDARD_PHYRE_PROTOCOL = {"seed": PUZZLES.seed, "max_attempts": PUZZLES.max_attempts}  # and every test task of the fold
 REFERENCE_AGENTS = ("oracle", "random", "largest-ball")  # largest-ball: PHYRE only
 
 
@@ -93,8 +90,7 @@ def differences(standard: dict[str, Any], given: dict[str, Any], prefix: str = "
 
 def check_outcomes(results: dict[str, Any]) -> None:
     """The summary must be what the per-episode outcomes give, and the outcomes must be the standard draw."""
-    from wmbench.data.evalset import load_eval_set
-    from wmbench.evaluation import draw_pairs
+    from wmbench.data.evalset import draw_pairs, load_eval_set
 
     protocol, episodes = results["protocol"], results["episodes"]
     if len(episodes) != protocol["episodes"]:
@@ -173,11 +169,10 @@ def goal_reaching_entry(results: dict[str, Any]) -> dict[str, Any]:
 
 def check_phyre_outcomes(results: dict[str, Any]) -> None:
     """The AUCCESS block must be what the per-task outcomes give, on the fold's first test tasks in order."""
-    from wmbench.auccess import auccess, auccess_interval
-    from wmbench.envs.phyre.evaluation import ENV_ID
-    from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, split_tasks
+    from wmbench.envs.phyre.splits import split_tasks
+    from wmbench.eval.puzzles import auccess, auccess_interval, env_description
 
-    env = {"name": "phyre", "id": ENV_ID, "templates": len(TEMPLATES), "tasks_per_template": TASKS_PER_TEMPLATE}
+    env = env_description()
     if results["env"] != env:
         raise SubmissionError(f"env is {results['env']}, but this wmbench's PHYRE is {env}; evaluate again with this wmbench's `wmbench phyre eval`")
     protocol, tasks = results["protocol"], results["tasks"]
@@ -209,12 +204,10 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
 def phyre_deviations(results: dict[str, Any]) -> dict[str, list]:
     """Setting -> [standard, submitted] off the standard protocol: seed 0, 100 attempts, every test task of the fold,
     and for the world-model agent its standard candidates, probe samples and horizon."""
-    from wmbench.envs.phyre.evaluation import CANDIDATES, HORIZON_SECONDS, PROBE_SAMPLES
-
     protocol, agent = results["protocol"], results["agent"]
     found = differences({**STANDARD_PHYRE_PROTOCOL, "tasks": protocol["test_tasks"]}, protocol)
     if agent["name"] == "world-model":
-        standard = {"candidates": CANDIDATES, "probe_samples": PROBE_SAMPLES, "horizon_seconds": HORIZON_SECONDS}
+        standard = {key: getattr(PUZZLES, key) for key in ("candidates", "probe_samples", "horizon_seconds")}
         found |= differences(standard, agent["settings"], prefix="agent.settings.")
     return found
 

@@ -507,3 +507,14 @@ def markdown_table(entries: list[Entry], columns: list[MarkdownColumn]) -> list[
 def markdown_text(text: str) -> str:
     """Text safe in a table cell: HTML escaped (renderers pass raw HTML through), pipes escaped, one line."""
     return escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+
+
+def with_markdown_block(text: str, markdown: str, source: str = "the file") -> str:
+    """``text`` with the tables between the leaderboard start and end comments replaced by ``markdown``."""
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{source} has no {README_START} ... {README_END} block to fill; add those two lines where the table goes")
+    before, rest = text.split(README_START, 1)
+    return f"{before}{README_START}\n{markdown}{README_END}{rest.split(README_END, 1)[1]}"

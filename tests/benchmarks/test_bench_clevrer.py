@@ -18,7 +18,7 @@ pytest.importorskip("av")
 pytest.importorskip("mujoco")
 
 from wmbench.envs.clevrer import annotate, render_video, sample_scene, simulate  # noqa: E402
-from wmbench.envs.clevrer.generate import generate  # noqa: E402
+from wmbench.data.clevrer_videos import generate  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 

@@ -38,7 +38,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from wmbench.planning import make_planner, resolve_device
+from wmbench.devices import resolve_device
+from wmbench.planning import make_planner
 
 pytestmark = pytest.mark.benchmark
 
@@ -202,7 +203,7 @@ def test_batched_planning_of_a_small_model_through_the_harness(report):
     batching pays at all (> 1x), and that it changes no plan."""
     import numpy as np
 
-    from wmbench.evaluation import LatentController
+    from wmbench.eval.controllers import LatentController, PlanRequest
     from wmbench.testing import TinyWorldModel
 
     episodes, device = 50, torch.device("cpu")
@@ -223,7 +224,8 @@ def test_batched_planning_of_a_small_model_through_the_harness(report):
 
         def plan(planning, chosen):
             chosen = np.asarray(chosen)
-            return planning.plan(chosen, frames[chosen], past[chosen], None, init[chosen])
+            request = PlanRequest(chosen, frames[chosen], torch.from_numpy(past[chosen]), None, torch.from_numpy(init[chosen]))
+            return planning.plan(request).numpy()
 
         plan(controller(), [0])  # warm up
         together, one_by_one = controller(), controller()

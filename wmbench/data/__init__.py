@@ -1,4 +1,4 @@
-"""Datasets: recipes, collection into Minari datasets, frozen evaluation sets, the training loader.
+"""Datasets: recipes, collection into Minari datasets, frozen evaluation sets, CLEVRER-style video sets, the training loader.
 
 ``wmbench.data.WindowDataset`` and ``split_episodes`` (the torch training loader, the
 ``torch`` extra) are imported on first use, so collecting and evaluating never import torch.

@@ -31,9 +31,10 @@ from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, goal_env, short_name
 from wmbench.files import atomic_write, write_json
 from wmbench.policies import make_policy
+from wmbench.protocol import GOAL_REACHING
 
-PAIRS = 200
-GOAL_OFFSET = 25  # env steps from start to goal (the published protocol)
+PAIRS = GOAL_REACHING.pairs
+GOAL_OFFSET = GOAL_REACHING.goal_offset  # env steps from start to goal
 EVAL_SEED = 1_000_000  # held out: the training recipes use seeds 0..999
 EVAL_DIR = Path(wmbench.__file__).parents[1] / "datasets" / "eval"
 
@@ -189,3 +190,10 @@ def load_eval_set(env_name: str, directory: str | Path | None = None) -> EvalSet
             f"(sha256 {actual}, expected {expected}): the file is corrupted or was edited; {fix}"
         )
     return evalset
+
+
+def draw_pairs(evalset: EvalSet, episodes: int, seed: int) -> np.ndarray:
+    """Which pairs of the set an evaluation uses: ``episodes`` distinct ones drawn with ``seed``, in order."""
+    if episodes > len(evalset):
+        raise ValueError(f"--episodes {episodes}: the evaluation set has {len(evalset)} pairs")
+    return np.sort(np.random.default_rng(seed).choice(len(evalset), size=episodes, replace=False))

@@ -1,26 +1,27 @@
-"""The evaluation harness: model-predictive control from frozen start/goal pairs, all episodes at once.
+"""Goal reaching: model-predictive control from frozen start/goal pairs, all episodes at once.
 
 For each episode the env is reset to a start state of the env's frozen evaluation set
-(``datasets/eval``) with the pair's goal state; the goal image is drawn at the model's
-resolution. Every ``replan_every`` model steps, the planner optimizes the next ``horizon`` action
-blocks of every unfinished episode in one batch; the plan is executed block by block (``action_block``
-env steps each) until the budget of env steps is spent. An episode succeeds when the env's
-success rule holds at any env step within the budget (REFERENCE.md section 1). Three kinds of
-controller plan:
+(``datasets/eval``) with the pair's goal state; the goal image is drawn at the controller's
+resolution. Every ``replan_every`` model steps, the controller plans the next ``horizon`` action
+blocks of every unfinished episode in one batch; the plan is executed block by block
+(``action_block`` env steps each) until the budget of env steps is spent. An episode succeeds when
+the env's success rule holds at any env step within the budget. The numbers of the standard run
+are ``wmbench.protocol.GOAL_REACHING``; the controllers are in ``controllers.py``.
 
-- a world model (``LatentController``): the cost of a candidate is the model's cost between the
-  last latent it predicts and the goal image's latent;
-- ``oracle`` (``SimulatorController``): the true simulator rolls each candidate out from the
-  episode's state, and the cost is the env's ``goal_cost``, the ceiling of the env and planner;
-- ``random`` (``RandomController``): uniform random action blocks, the floor.
+At an episode's start the controller's history is the start frame repeated, with zero action
+blocks between the repeats; the goal is one frame, encoded alone.
+
+    results, run = evaluate("model.wmb", "pusht", EvalSettings())
+    write_outputs(results, run, "runs/eval/pusht", videos=2)
 """
 
 from __future__ import annotations
 
-import platform
+import importlib.util
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,25 +29,28 @@ import torch
 from tqdm import tqdm
 
 import wmbench
-from wmbench.data.evalset import EvalSet, load_eval_set
+from wmbench.data.evalset import EvalSet, draw_pairs, load_eval_set
+from wmbench.devices import device_info, resolve_device, synchronize
 from wmbench.envs import ENVS, goal_env
+from wmbench.eval.controllers import Controller, LatentController, PlanRequest, RandomController, SimulatorController
+from wmbench.eval.results import document_header
+from wmbench.files import atomic_write, write_json
+from wmbench.media import save_gif
 from wmbench.planning import make_planner, shift_plan
-from wmbench.results import RESULTS_FORMAT, wilson_interval
-from wmbench.world_model import squared_l2_to_goal
+from wmbench.protocol import GOAL_REACHING, ORACLE
+from wmbench.stats import wilson_interval
 
-ORACLE_ACTION_BLOCK = 5  # env steps per planned block for the oracle and random controllers (the papers' frameskip)
-ORACLE_RESOLUTION = 64  # the oracle does not look at pixels; frames are only drawn for videos
-ORACLE_CEM = {"samples": 64, "iterations": 5, "elites": 8}  # the true simulator is costly to sample on a CPU
+RESULTS_FORMAT = 1  # bump when a field changes meaning
 
 
 @dataclass
 class EvalSettings:
-    episodes: int = 50
-    budget: int = 50  # env steps
-    seed: int = 42  # which pairs are drawn, and the planner's seed
-    planner: str = "cem"
-    horizon: int = 5  # model steps planned
-    replan_every: int | None = None  # model steps executed between plans; None: the whole horizon (receding horizon 5)
+    episodes: int = GOAL_REACHING.episodes
+    budget: int = GOAL_REACHING.budget  # env steps
+    seed: int = GOAL_REACHING.seed  # which pairs are drawn, and the planner's seed
+    planner: str = GOAL_REACHING.planner
+    horizon: int = GOAL_REACHING.horizon  # model steps planned
+    replan_every: int | None = None  # model steps executed between plans; None: the whole horizon (receding horizon)
     planner_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
 
@@ -60,201 +64,125 @@ class EvalSettings:
             raise ValueError(f"--replan-every {self.replan_every}: must be between 1 and the horizon ({self.horizon})")
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(device)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def draw_pairs(evalset: EvalSet, episodes: int, seed: int) -> np.ndarray:
-    """Which pairs of the set an evaluation uses: ``episodes`` distinct ones drawn with ``seed``."""
-    if episodes > len(evalset):
-        raise ValueError(f"--episodes {episodes}: the evaluation set has {len(evalset)} pairs")
-    return np.sort(np.random.default_rng(seed).choice(len(evalset), size=episodes, replace=False))
-
-
-# ---------------------------------------------------------------------- controllers
-class LatentController:
-    """Plans in a world model's latent space: encode history and goal, roll candidates out, compare."""
-
-    def __init__(self, model, planner, device: torch.device):
-        self.model, self.planner, self.device = model, planner, device
-        self.meta = model.meta
-        self.cost = getattr(model, "cost", None) or squared_l2_to_goal  # cost is optional in the protocol
-        self.action_block, self.history = self.meta.action_block, self.meta.history
-        self.image_size = tuple(self.meta.image_size)
-
-    def begin(self, goal_frames: np.ndarray) -> None:
-        frames = getattr(self.model, "encode_frames", None) or 1  # an export may fix how many frames encode takes
-        with torch.no_grad():
-            self.goals = self._encode(np.repeat(goal_frames[:, None], frames, axis=1))[:, -1]
-
-    def _encode(self, frames: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 1, 4, 2, 3)
-        return self.model.encode(pixels)
-
-    def plan(self, episodes: np.ndarray, frames: np.ndarray, past_blocks: np.ndarray, states, init: np.ndarray) -> np.ndarray:
-        """Plans [B, H, D] for the episodes at positions ``episodes``: ``frames`` uint8 [B, T, H, W, 3]
-        (the last T frames), ``past_blocks`` [B, T - 1, D] (the env actions executed between them)."""
-        meta, model = self.meta, self.model
-        with torch.no_grad():
-            latents = self._encode(frames)
-        goals = self.goals[torch.as_tensor(episodes, device=self.device)]
-        past = meta.normalize_actions(torch.as_tensor(past_blocks, dtype=torch.float32, device=self.device))
-
-        def cost(actions: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] env actions in [-1, 1] -> [B, N]
-            batch, samples, horizon, size = actions.shape
-            flat = lambda x: x.unsqueeze(1).expand(batch, samples, *x.shape[1:]).reshape(batch * samples, *x.shape[1:])
-            blocks = torch.cat([flat(past), meta.normalize_actions(actions.reshape(batch * samples, horizon, size)),
-                                actions.new_zeros(batch * samples, 1, size)], dim=1)
-            predicted = model.rollout(flat(latents), blocks)
-            return self.cost(predicted, flat(goals)).reshape(batch, samples)
-
-        init = torch.as_tensor(init, dtype=torch.float32, device=self.device)
-        return self.planner.plan(cost, len(episodes), init=init, episode_ids=episodes).cpu().numpy()
-
-
-class SimulatorController:
-    """The oracle: plans with the true simulator and the env's ``goal_cost`` (same planner, same budget)."""
-
-    def __init__(self, env_name: str, planner, goal_states: np.ndarray):
-        self.planner, self.goal_states = planner, goal_states
-        self.action_block, self.history, self.image_size = ORACLE_ACTION_BLOCK, 1, (ORACLE_RESOLUTION, ORACLE_RESOLUTION)
-        self.sim = wmbench.make(env_name, obs_type="state", terminate_on_success=False).unwrapped
-        self.sim.reset(seed=0)
-
-    def begin(self, goal_frames) -> None:
-        pass
-
-    def plan(self, episodes, frames, past_blocks, states: np.ndarray, init: np.ndarray) -> np.ndarray:
-        sim, action_dim = self.sim, self.sim.action_space.shape[0]
-
-        def cost(actions: torch.Tensor) -> torch.Tensor:
-            blocks = actions.detach().cpu().numpy()
-            costs = np.empty(blocks.shape[:2])
-            for b, episode in enumerate(episodes):
-                for n in range(blocks.shape[1]):
-                    sim.set_state(states[b])
-                    best = np.inf
-                    for action in blocks[b, n].reshape(-1, action_dim):
-                        sim.step(action)
-                        best = min(best, sim.goal_cost(sim.get_state(), self.goal_states[episode]))
-                    costs[b, n] = best
-            return torch.as_tensor(costs, dtype=torch.float32)
-
-        return self.planner.plan(cost, len(episodes), init=torch.as_tensor(init, dtype=torch.float32), episode_ids=episodes).cpu().numpy()
-
-
-class RandomController:
-    """The floor: uniform random action blocks, no planning."""
-
-    def __init__(self, horizon: int, action_dim: int, seed: int):
-        self.action_block, self.history, self.image_size = ORACLE_ACTION_BLOCK, 1, (ORACLE_RESOLUTION, ORACLE_RESOLUTION)
-        self.size, self.horizon, self.rng = ORACLE_ACTION_BLOCK * action_dim, horizon, np.random.default_rng(seed)
-
-    def begin(self, goal_frames) -> None:
-        pass
-
-    def plan(self, episodes, frames, past_blocks, states, init) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, (len(episodes), self.horizon, self.size)).astype(np.float32)
-
-
-# ---------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------- the episodes
 @dataclass
 class Episode:
     pair: int
+    env: Any
     frames: deque  # the last T frames
     past_blocks: deque  # the last T - 1 executed action blocks
     success_step: int | None = None
-    video: list | None = None
+    video: list | None = None  # every frame, for the first ``videos`` episodes
 
 
-def run_mpc(env_name: str, controller, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
-            device: torch.device, videos: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Run every episode to success or budget; returns outcomes and timings."""
-    block, history = controller.action_block, controller.history
-    envs = [wmbench.make(env_name, resolution=controller.image_size, terminate_on_success=False) for _ in pairs]
-    action_dim = envs[0].action_space.shape[0]
-    size = block * action_dim
-    episodes, goal_frames = [], []
-    for i, (env, pair) in enumerate(zip(envs, pairs)):
-        obs, info = env.reset(options={"state": evalset.start_states[pair], "goal_state": evalset.goal_states[pair]})
-        goal_frames.append(info["goal"])
-        episodes.append(Episode(int(pair), deque([obs["pixels"]] * history, maxlen=history),
-                                deque([np.zeros(size, np.float32)] * (history - 1), maxlen=history - 1),
-                                video=[obs["pixels"]] if i < videos else None))
-    controller.begin(np.stack(goal_frames))
+class EpisodeBatch:
+    """The envs of an evaluation, each reset to its pair, and what a controller needs to see of them."""
 
-    plans = np.zeros((len(pairs), settings.horizon, size), np.float32)
+    def __init__(self, env_name: str, evalset: EvalSet, pairs: np.ndarray, controller: Controller, videos: int):
+        history = controller.history
+        self.episodes: list[Episode] = []
+        goal_frames = []
+        for i, pair in enumerate(pairs):
+            env = wmbench.make(env_name, resolution=controller.image_size, terminate_on_success=False)
+            obs, info = env.reset(options={"state": evalset.start_states[pair], "goal_state": evalset.goal_states[pair]})
+            goal_frames.append(info["goal"])
+            block = np.zeros(controller.action_block * env.action_space.shape[0], np.float32)
+            self.episodes.append(Episode(int(pair), env, deque([obs["pixels"]] * history, maxlen=history),
+                                         deque([block] * (history - 1), maxlen=history - 1),
+                                         video=[obs["pixels"]] if i < videos else None))
+        self.goal_frames = np.stack(goal_frames)
+        self.action_dim = self.episodes[0].env.action_space.shape[0]
+
+    def unfinished(self) -> np.ndarray:
+        return np.array([i for i, episode in enumerate(self.episodes) if episode.success_step is None])
+
+    def request(self, active: np.ndarray, warm_start: torch.Tensor) -> PlanRequest:
+        chosen = [self.episodes[i] for i in active]
+        past = np.array([list(e.past_blocks) for e in chosen], np.float32).reshape(len(chosen), chosen[0].past_blocks.maxlen, warm_start.shape[-1])
+        return PlanRequest(episodes=active, frames=np.stack([np.stack(e.frames) for e in chosen]),
+                           past_blocks=torch.from_numpy(past), states=np.stack([e.env.unwrapped.get_state() for e in chosen]),
+                           warm_start=warm_start)
+
+    def execute(self, active: np.ndarray, blocks: torch.Tensor, step: int, budget: int) -> int:
+        """Step every active episode through its block ``[B, D]`` (stopping at the budget); the env step reached."""
+        actions = blocks.numpy().reshape(len(active), -1, self.action_dim)
+        last_frames = {}
+        for j in range(actions.shape[1]):
+            if step >= budget:
+                break
+            step += 1
+            for row, i in enumerate(active):
+                episode = self.episodes[i]
+                if episode.success_step is not None:
+                    continue
+                obs, _, _, _, info = episode.env.step(actions[row, j])
+                last_frames[i] = obs["pixels"]
+                if episode.video is not None:
+                    episode.video.append(obs["pixels"])
+                if info["success"]:
+                    episode.success_step = step
+        for row, i in enumerate(active):
+            self.episodes[i].frames.append(last_frames[i])
+            self.episodes[i].past_blocks.append(blocks[row].numpy())
+        return step
+
+    def close(self) -> None:
+        for episode in self.episodes:
+            episode.env.close()
+
+
+@dataclass
+class MPCRun:
+    """What a run of the loop leaves: the episodes (outcomes, video frames), goals and timings."""
+
+    episodes: list[Episode]
+    goal_frames: np.ndarray  # [N, H, W, 3]
+    plan_times: list[tuple[float, int]]  # (seconds, episodes planned) of every planning call
+    env_seconds: float
+    wall_seconds: float
+
+
+def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
+            videos: int = 0, progress: bool = True) -> MPCRun:
+    """Run every episode to success or budget."""
+    batch = EpisodeBatch(env_name, evalset, pairs, controller, videos)
+    controller.begin(batch.goal_frames)
+    device = controller.device
+    plans = torch.zeros(len(pairs), settings.horizon, controller.action_block * batch.action_dim)
     plan_times, env_seconds, step, next_block = [], 0.0, 0, settings.horizon
     # One tick per replanning round (plan, then execute it): rounds cost about the same, so the ETA holds.
-    rounds = -(-settings.budget // (block * settings.replan_every))
+    rounds = -(-settings.budget // (controller.action_block * settings.replan_every))
     bar = tqdm(total=rounds, desc=f"eval {env_name}", unit="round", disable=not progress, leave=False)
     start = time.perf_counter()
     while step < settings.budget:
-        active = np.array([i for i, e in enumerate(episodes) if e.success_step is None])
+        active = batch.unfinished()
         if active.size == 0:
             break
         if next_block >= settings.replan_every:
-            init = shift_plan(torch.from_numpy(plans[active]), next_block).numpy()
-            frames = np.stack([np.stack(episodes[i].frames) for i in active])
-            past = np.array([list(episodes[i].past_blocks) for i in active], np.float32).reshape(len(active), history - 1, size)
-            states = np.stack([envs[i].unwrapped.get_state() for i in active])
+            request = batch.request(active, shift_plan(plans[active], next_block))
             synchronize(device)
             began = time.perf_counter()
-            plans[active] = controller.plan(active, frames, past, states, init)
+            plans[active] = controller.plan(request).cpu()
             synchronize(device)
             plan_times.append((time.perf_counter() - began, int(active.size)))
             next_block = 0
             bar.update()
-        began, last_frames = time.perf_counter(), {}
-        for j in range(block):
-            if step >= settings.budget:
-                break
-            step += 1
-            for i in active:
-                if episodes[i].success_step is not None:
-                    continue
-                obs, _, _, _, info = envs[i].step(plans[i, next_block, j * action_dim : (j + 1) * action_dim])
-                last_frames[i] = obs["pixels"]
-                if episodes[i].video is not None:
-                    episodes[i].video.append(obs["pixels"])
-                if info["success"]:
-                    episodes[i].success_step = step
-        for i in active:
-            episodes[i].frames.append(last_frames[i])
-            episodes[i].past_blocks.append(plans[i, next_block])
+        began = time.perf_counter()
+        step = batch.execute(active, plans[active, next_block], step, settings.budget)
         env_seconds += time.perf_counter() - began
         next_block += 1
-        solved = sum(e.success_step is not None for e in episodes)
-        bar.set_postfix_str(f"env step {step}/{settings.budget}, solved {solved}/{len(episodes)}")
+        solved = sum(e.success_step is not None for e in batch.episodes)
+        bar.set_postfix_str(f"env step {step}/{settings.budget}, solved {solved}/{len(batch.episodes)}")
     wall = time.perf_counter() - start
     bar.close()
-    for env in envs:
-        env.close()
-    return {"episodes": episodes, "goal_frames": goal_frames, "plan_times": plan_times, "env_seconds": env_seconds, "wall": wall}
+    batch.close()
+    return MPCRun(batch.episodes, batch.goal_frames, plan_times, env_seconds, wall)
 
 
 # ---------------------------------------------------------------------- a whole evaluation
-def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
-             progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate ``model`` (a checkpoint path, ``oracle`` or ``random``) on ``env_name``.
-
-    Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run's
-    artifacts (episode frames for videos, goal frames).
-    """
-    name = goal_env(env_name)
-    device = resolve_device(settings.device)
-    evalset = load_eval_set(name)
-    pairs = draw_pairs(evalset, settings.episodes, settings.seed)
-    env_id = ENVS[name].id
+def make_controller(model: str, env_name: str, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
+                    trust_code: bool = False) -> Controller:
+    """The controller of ``model``: a checkpoint path, ``oracle`` or ``random``."""
     action_dim = len(evalset.actions[0, 0])
 
     def planner(block: int, device: torch.device, defaults: dict | None = None):
@@ -262,51 +190,53 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
         return make_planner(settings.planner, settings.horizon, block * action_dim, seed=settings.seed, device=device, **options)
 
     if model == "random":
-        controller = RandomController(settings.horizon, action_dim, settings.seed)
-        model_info = {"name": "random", "source": "random", "sha256": None, "parameters": 0}
-        planner_config = {"name": "random", "horizon": settings.horizon}
-        device = torch.device("cpu")
-    elif model == "oracle":
-        chosen = planner(ORACLE_ACTION_BLOCK, torch.device("cpu"), ORACLE_CEM if settings.planner == "cem" else None)
-        if chosen.differentiable:
-            raise ValueError(f"--planner {settings.planner} needs a differentiable cost; the oracle's simulator is not: use cem, mppi or icem")
-        controller = SimulatorController(name, chosen, evalset.goal_states[pairs])
-        model_info = {"name": "oracle", "source": "oracle", "sha256": None, "parameters": 0}
-        planner_config = chosen.config()
-        device = torch.device("cpu")
-    else:
-        from wmbench.checkpoint import check_compatible, load_model
+        return RandomController(settings.horizon, action_dim, settings.seed)
+    if model == "oracle":
+        budget = {"samples": ORACLE.samples, "iterations": ORACLE.iterations, "elites": ORACLE.elites}
+        chosen = planner(ORACLE.action_block, torch.device("cpu"), budget if settings.planner == "cem" else None)
+        return SimulatorController(env_name, chosen, evalset.goal_states[pairs])
+    from wmbench.eval.models import describe, load_for_env
 
-        loaded = load_model(model, device=device, trust_code=trust_code)
-        check_compatible(loaded.meta, wmbench.make(name, obs_type="state"))
-        chosen = planner(loaded.meta.action_block, device)
-        controller = LatentController(loaded, chosen, device)
-        model_info = {"name": loaded.meta.name, "source": loaded.source, "sha256": loaded.sha256,
-                      "parameters": getattr(loaded, "parameters_count", None), "meta": json_meta(loaded.meta)}
-        planner_config = chosen.config()
+    device = resolve_device(settings.device)
+    loaded = load_for_env(model, env_name, device, trust_code)
+    return LatentController(loaded, planner(loaded.meta.action_block, device), device, describe(loaded))
 
-    run = run_mpc(name, controller, settings, evalset, pairs, device, videos=videos, progress=progress)
-    outcomes = [{"pair": e.pair, "success": e.success_step is not None, "steps_to_success": e.success_step}
-                for e in run["episodes"]]
+
+def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
+             progress: bool = True) -> tuple[dict[str, Any], MPCRun]:
+    """Evaluate ``model`` (a checkpoint path, ``oracle`` or ``random``) on ``env_name``.
+
+    Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run
+    (episode frames for videos, goal frames).
+    """
+    name = goal_env(env_name)
+    evalset = load_eval_set(name)
+    pairs = draw_pairs(evalset, settings.episodes, settings.seed)
+    controller = make_controller(model, name, settings, evalset, pairs, trust_code)
+    run = run_mpc(name, controller, settings, evalset, pairs, videos=videos, progress=progress)
+    return results_document(name, controller, settings, evalset, run), run
+
+
+def results_document(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, run: MPCRun) -> dict[str, Any]:
+    env_id = ENVS[env_name].id
+    outcomes = [{"pair": e.pair, "success": e.success_step is not None, "steps_to_success": e.success_step} for e in run.episodes]
     successes = sum(o["success"] for o in outcomes)
-    calls = run["plan_times"]
+    calls = run.plan_times
     planning_total = sum(seconds for seconds, _ in calls)
-    results = {
-        "format": RESULTS_FORMAT,
-        "wmbench_version": wmbench.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "env": {"name": name, "id": env_id, "version": int(env_id.rsplit("-v", 1)[1])},
+    return {
+        **document_header(RESULTS_FORMAT),
+        "env": {"name": env_name, "id": env_id, "version": int(env_id.rsplit("-v", 1)[1])},
         "protocol": {
             "budget": settings.budget,
             "episodes": settings.episodes,
             "seed": settings.seed,
             "goal_offset": evalset.meta["goal_offset"],
-            "eval_set": {"env": name, "sha256": evalset.meta["sha256"], "pairs": len(evalset)},
+            "eval_set": {"env": env_name, "sha256": evalset.meta["sha256"], "pairs": len(evalset)},
         },
-        "model": model_info,
-        "planner": {**planner_config, "horizon": settings.horizon, "replan_every": settings.replan_every,
+        "model": controller.describe_model(),
+        "planner": {**controller.describe_planner(), "horizon": settings.horizon, "replan_every": settings.replan_every,
                     "action_block": controller.action_block},
-        "device": device_info(device),
+        "device": device_info(controller.device),
         "success": {"rate": successes / len(outcomes), "successes": successes, "episodes": len(outcomes),
                     "ci95": list(wilson_interval(successes, len(outcomes))), "interval": "wilson"},
         "episodes": outcomes,
@@ -317,34 +247,43 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
             "planning_call_mean_s": planning_total / max(len(calls), 1),
             "episode_plan_mean_s": planning_total / max(sum(count for _, count in calls), 1),
             "planning_total_s": planning_total,
-            "env_step_total_s": run["env_seconds"],
-            "wall_s": run["wall"],
+            "env_step_total_s": run.env_seconds,
+            "wall_s": run.wall_seconds,
         },
     }
-    return results, run
 
 
-def json_meta(meta) -> dict[str, Any]:
-    import json
+# ---------------------------------------------------------------------- outputs
+def write_outputs(results: dict[str, Any], run: MPCRun, out: str | Path, videos: int = 0) -> list[Path]:
+    """``results.json``, ``summary.png`` (when matplotlib is installed) and a GIF of each of the first
+    ``videos`` episodes in ``out``; returns the paths written."""
+    out = Path(out)
+    written = [write_json(out / "results.json", results)]
+    if importlib.util.find_spec("matplotlib"):  # the 'plots' extra
+        written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
+    for i, episode in enumerate(run.episodes[:videos]):
+        path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
+        written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i]), tmp)))
+    return written
 
-    return json.loads(meta.to_json())
 
-
-def device_info(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine())
-    return {"type": device.type, "name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads() if device.type == "cpu" else None}
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as file:
-            return file.read().splitlines()
-    except OSError:
-        return []
+def summary_text(results: dict[str, Any]) -> str:
+    """The one-screen summary printed at the end of ``wmbench eval``."""
+    success, timing = results["success"], results["timing"]
+    lo, hi = success["ci95"]
+    reached = [e["steps_to_success"] for e in results["episodes"] if e["success"]]
+    lines = [
+        f"{results['env']['id']}  model {results['model']['name']} ({results['model']['source']})  "
+        f"planner {results['planner']['name']}  device {results['device']['name']}",
+        f"success      {success['successes']}/{success['episodes']} = {100 * success['rate']:.1f}%  "
+        f"(95% Wilson interval {100 * lo:.1f}-{100 * hi:.1f}%)",
+        f"steps        {sum(reached) / len(reached):.1f} env steps to success on average" if reached else "steps        no episode succeeded",
+        f"planning     {timing['planning_call_mean_s']:.3f} s per call ({timing['planning_calls']} calls), "
+        f"{timing['episode_plan_mean_s']:.4f} s per episode-plan",
+        f"time         {timing['wall_s']:.1f} s in all: planning {timing['planning_total_s']:.1f} s, "
+        f"env stepping {timing['env_step_total_s']:.1f} s",
+    ]
+    return "\n".join(lines)
 
 
 def episode_clip(frames: list[np.ndarray], goal: np.ndarray) -> list[np.ndarray]:

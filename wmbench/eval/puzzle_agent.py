@@ -1,5 +1,5 @@
-"""The world-model agent of PHYRE's evaluation: rank candidate balls by a success score that a
-probe reads from the model's predicted latents.
+"""The world-model agent of the puzzles: rank candidate balls by a success score that a probe reads
+from the model's predicted latents; and its score maps, where it thinks a ball solves a task.
 
 =================  ===========================================================================
 frames             what the env shows: the scene at rest before the ball (repeated to fill the
@@ -16,6 +16,9 @@ probe              logistic regression (L2, standardized features) on the last p
                    every fifth of those tasks, scored on them
 ranking            ``candidates`` random valid placements per test task, attempted in order of
                    the probe's score, best first
+score maps         over a grid of ball positions at one radius (``wmbench phyre maps``): where
+                   the simulator says a ball solves the task (invalid cells masked) beside the
+                   agent's probe score at the same cells, and how well the scores separate them
 =================  ===========================================================================
 """
 
@@ -24,16 +27,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmbench.envs.phyre.evaluation import CANDIDATES, HORIZON_SECONDS, PROBE_SAMPLES
-from wmbench.envs.phyre.simulation import FPS, MAX_STEPS, Scene, draw, draw_ball, initial_poses, random_valid_placements, simulate
+from wmbench.envs.phyre.simulation import (
+    FPS, MAX_STEPS, Scene, action_ball, draw, draw_ball, initial_poses, random_valid_placements, simulate, valid_placements,
+)
 from wmbench.envs.phyre.templates import parse_task_id, task
-from wmbench.voe import auroc
+from wmbench.protocol import PUZZLES
+from wmbench.stats import auroc, binary_auroc, fit_logistic, logistic_scores
 
 STRIDE = FPS  # physics steps per env step: the env's default, one frame per second
 PROBE_L2 = 1e-3
@@ -43,7 +50,7 @@ BATCH = 256
 class WorldModelAgent:
     """Ranks random valid placements of each task by a probe's success score on predicted latents."""
 
-    def __init__(self, model, train_tasks: list[str], *, candidates: int = CANDIDATES, probe_samples: int = PROBE_SAMPLES,
+    def __init__(self, model, train_tasks: list[str], *, candidates: int = PUZZLES.candidates, probe_samples: int = PUZZLES.probe_samples,
                  horizon: int | None = None, seed: int = 0, progress: bool = True):
         meta = model.meta
         if meta.action_dim != 3:
@@ -53,7 +60,7 @@ class WorldModelAgent:
                 raise ValueError(f"--{name.replace('_', '-')} {value}: must be at least 1")
         self.model = model
         self.candidates = candidates
-        self.horizon = horizon if horizon is not None else math.ceil(HORIZON_SECONDS / meta.action_block)
+        self.horizon = horizon if horizon is not None else math.ceil(PUZZLES.horizon_seconds / meta.action_block)
         if not 1 <= self.horizon * meta.action_block * STRIDE <= MAX_STEPS:
             raise ValueError(f"--horizon {self.horizon}: must be at least 1 model step and stay within PHYRE's 17 s of physics")
         start = time.perf_counter()
@@ -108,8 +115,8 @@ class WorldModelAgent:
             features.append(self.features(scene, actions))
             held_out.extend([position % 5 == 4] * len(actions))  # every fifth task, for the validation figure
         features, labels, held_out = np.concatenate(features), np.array(labels, dtype=float), np.array(held_out)
-        validation = fit_logistic(features[~held_out], labels[~held_out])
-        return {**fit_logistic(features, labels), "validation_auroc": binary_auroc(logistic_scores(validation, features[held_out]), labels[held_out])}
+        validation = fit_logistic(features[~held_out], labels[~held_out], PROBE_L2)
+        return {**fit_logistic(features, labels, PROBE_L2), "validation_auroc": binary_auroc(logistic_scores(validation, features[held_out]), labels[held_out])}
 
     def scores(self, scene: Scene, actions: np.ndarray) -> np.ndarray:
         return logistic_scores(self.probe, self.features(scene, actions))
@@ -128,36 +135,74 @@ class WorldModelAgent:
                           "validation_auroc": probe["validation_auroc"], "l2": PROBE_L2, "features": int(len(probe["weight"]))}}
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = PROBE_L2) -> dict[str, Any]:
-    """L2-regularized logistic regression on standardized features (L-BFGS, float64)."""
-    features = np.asarray(features, np.float64)
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    x = torch.from_numpy((features - mean) / std)
-    y = torch.from_numpy(labels)
-    weight = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
 
-    def loss():
-        optimizer.zero_grad()
-        value = torch.nn.functional.binary_cross_entropy_with_logits(x @ weight + bias, y) + l2 * weight.pow(2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    probe = {"mean": mean, "std": std, "weight": weight.detach().numpy(), "bias": float(bias.detach())}
-    scores = logistic_scores(probe, features)
-    return {**probe, "samples": len(labels), "positives": int(labels.sum()),
-            "train_accuracy": float(((scores > 0.5) == (labels > 0.5)).mean()),
-            "train_auroc": binary_auroc(scores, labels)}
+# ---------------------------------------------------------------------- score maps
+GRID = 32
+RADIUS = 0.5  # PHYRE's r: a ball of 2 + 30 * 0.5 = 17 px
 
 
-def logistic_scores(probe: dict[str, Any], features: np.ndarray) -> np.ndarray:
-    logits = ((features - probe["mean"]) / probe["std"]) @ probe["weight"] + probe["bias"]
-    return 1.0 / (1.0 + np.exp(-logits))
+@dataclass(frozen=True)
+class ScoreMap:
+    task: str
+    scene: Scene
+    valid: np.ndarray  # [grid, grid] bool, rows from the top of the scene
+    truth: np.ndarray  # [grid, grid] bool
+    scores: np.ndarray  # [grid, grid] float, NaN where invalid
+
+    @property
+    def auroc(self) -> float | None:
+        """How well the scores separate solving cells from the others (valid cells only)."""
+        solves = self.truth[self.valid]
+        if solves.all() or not solves.any():
+            return None
+        scores = self.scores[self.valid]
+        return auroc(scores[solves], scores[~solves])
 
 
-def binary_auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """AUROC of ``scores`` for the 0/1 ``labels``; None unless both classes are present."""
-    positive = labels > 0.5
-    return auroc(scores[positive], scores[~positive]) if 0 < positive.sum() < len(labels) else None
+def grid_actions(grid: int = GRID, radius: float = RADIUS) -> np.ndarray:
+    """``[grid * grid, 3]`` placements at the cell centres, row by row from the top of the scene."""
+    centres = (np.arange(grid) + 0.5) / grid
+    y, x = np.meshgrid(centres[::-1], centres, indexing="ij")
+    return np.stack([x.ravel(), y.ravel(), np.full(grid * grid, radius)], axis=1)
+
+
+def score_map(agent, task_id: str, scene: Scene, grid: int = GRID, radius: float = RADIUS) -> ScoreMap:
+    actions = grid_actions(grid, radius)
+    valid = valid_placements(scene, actions)
+    truth = np.zeros(len(actions), bool)
+    truth[valid] = [simulate(scene, action, stop_when_decided=True).solved for action in actions[valid]]
+    scores = np.full(len(actions), np.nan)
+    if valid.any():
+        scores[valid] = agent.scores(scene, actions[valid])
+    shape = (grid, grid)
+    return ScoreMap(task_id, scene, valid.reshape(shape), truth.reshape(shape), scores.reshape(shape))
+
+
+def plot_score_maps(maps: list[ScoreMap], path: str | Path, title: str = "") -> None:
+    """One row per task: the scene, where a ball solves it, and the agent's scores (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(maps), 3, figsize=(7.5, 2.6 * len(maps)), dpi=110, squeeze=False)
+    for row, found in zip(axes, maps):
+        scene_axis, truth_axis, score_axis = row
+        scene_axis.imshow(draw(found.scene, initial_poses(found.scene), 128))
+        scene_axis.set_title(found.task, fontsize=8)
+        truth = np.where(found.valid, found.truth.astype(float), np.nan)
+        truth_axis.imshow(truth, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+        truth_axis.set_title(f"solves ({int(found.truth.sum())} of {int(found.valid.sum())} valid cells)", fontsize=8)
+        shown = score_axis.imshow(found.scores, cmap="viridis", interpolation="nearest")
+        separation = "n/a" if found.auroc is None else f"{found.auroc:.2f}"
+        score_axis.set_title(f"agent's score (AUROC {separation})", fontsize=8)
+        figure.colorbar(shown, ax=score_axis, fraction=0.046, pad=0.04)
+        for axis in row:
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_facecolor("#dddddd")  # invalid cells
+    radius_px = action_ball((0.0, 0.0, RADIUS))[2]
+    figure.suptitle(title or f"a ball of radius {radius_px:.0f} px at each cell; gray: invalid", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)

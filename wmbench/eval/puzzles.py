@@ -1,7 +1,7 @@
-"""PHYRE's evaluation: up to 100 ranked valid attempts per test task, scored by AUCCESS.
+"""Puzzles (PHYRE-style): up to 100 ranked valid attempts per test task, scored by AUCCESS.
 
 =================  ===========================================================================
-tasks              the test side of a split (``auccess.task_split``: ``within`` or ``cross``
+tasks              the test side of a split (``envs.phyre.splits``: ``within`` or ``cross``
                    templates, fold 0-4, seed); task ids are ``"<template>:<index>"``
 attempts           an agent proposes placements in its order of preference; invalid ones
                    (overlapping an object or leaving the scene) are skipped and not counted;
@@ -11,33 +11,53 @@ agents             ``random``: uniform (x, y, r), PHYRE's random agent; ``oracle
                    balls, largest first (size alone, no physics: the bar a model's ranking
                    must clear to show more); ``world-model``: a checkpoint's
                    predicted latents scored by a probe fitted on the training tasks
-                   (``ranking.WorldModelAgent``)
-results            AUCCESS with a seeded bootstrap interval, and every task's valid attempts,
-                   invalid proposals and the attempt that solved it
+                   (``puzzle_agent.WorldModelAgent``)
+AUCCESS            ``sum_k w_k s_k / sum_k w_k`` over k = 1..100, with ``w_k = log(k + 1) -
+                   log(k)`` and ``s_k`` the fraction of tasks solved within k valid attempts.
+                   Early solutions weigh most: solving every task at attempt k scores
+                   ``(log 101 - log k) / log 101``
+results            AUCCESS with a seeded percentile bootstrap interval over tasks, and every
+                   task's valid attempts, invalid proposals and the attempt that solved it
 =================  ===========================================================================
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-import wmbench
-from wmbench.auccess import MAX_ATTEMPTS, auccess, auccess_interval
+from wmbench.envs import ENVS
 from wmbench.envs.phyre.simulation import Scene, random_valid_placements, simulate
-from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, split_tasks, task
+from wmbench.envs.phyre.splits import split_tasks
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, task
+from wmbench.eval.results import document_header
+from wmbench.protocol import PUZZLES
+from wmbench.stats import bootstrap_interval
 
-ENV_ID = "wmbench/PHYRE-v0"
 RESULTS_FORMAT = 1  # bump when a field changes meaning
+MAX_ATTEMPTS = PUZZLES.max_attempts
 MAX_PROPOSALS = 100_000  # an agent that proposes only invalid placements is stopped here
-# The world-model agent's standard settings (ranking.WorldModelAgent); the leaderboard lists others as deviations
-CANDIDATES = 1000
-PROBE_SAMPLES = 2000
-HORIZON_SECONDS = 10  # 94% of random valid solutions are decided by then (envs/phyre.md)
+WEIGHTS = np.log(np.arange(2, MAX_ATTEMPTS + 2)) - np.log(np.arange(1, MAX_ATTEMPTS + 1))  # w_1 .. w_100
+
+
+def auccess(solved_at: Sequence[int | None]) -> float:
+    """AUCCESS of tasks solved at the given valid attempt (1-based), ``None`` for never (within 100)."""
+    if len(solved_at) == 0:
+        raise ValueError("AUCCESS of no tasks is undefined; evaluate at least one task")
+    attempts = np.array([MAX_ATTEMPTS + 1 if k is None else k for k in solved_at])
+    if np.any(attempts < 1):
+        raise ValueError(f"attempts are counted from 1; got {attempts.min()}")
+    solved_within = (attempts[:, None] <= np.arange(1, MAX_ATTEMPTS + 1)).mean(0)  # s_1 .. s_100
+    return float(WEIGHTS @ solved_within / WEIGHTS.sum())
+
+
+def auccess_interval(solved_at: Sequence[int | None], samples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of AUCCESS over tasks."""
+    return bootstrap_interval(solved_at, auccess, samples=samples, seed=seed, level=level)
 
 
 def random_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -54,7 +74,7 @@ def oracle_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]
 
 def largest_ball_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """1,000 random valid placements, the largest balls first: what ranking by size alone earns."""
-    actions = random_valid_placements(scene, CANDIDATES, rng)
+    actions = random_valid_placements(scene, PUZZLES.candidates, rng)
     yield from actions[np.argsort(-actions[:, 2], kind="stable")]
 
 
@@ -107,20 +127,15 @@ def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int =
 def world_model_agent(model: str, train: list[str], seed: int, progress: bool, device: str, trust_code: bool,
                       options: dict[str, Any]):
     """The ranking agent of a checkpoint, its description for the results, and the device's."""
-    from wmbench.checkpoint import check_compatible, load_model
-    from wmbench.envs.phyre.ranking import WorldModelAgent
-    from wmbench.evaluation import device_info, json_meta, resolve_device
+    # imported here: the reference agents run without torch (the 'torch' extra)
+    from wmbench.devices import device_info, resolve_device
+    from wmbench.eval.models import describe, load_for_env
+    from wmbench.eval.puzzle_agent import WorldModelAgent
 
     torch_device = resolve_device(device)
-    loaded = load_model(model, device=torch_device, trust_code=trust_code)
-    check_compatible(loaded.meta, wmbench.make("phyre", obs_type="state"))
+    loaded = load_for_env(model, "phyre", torch_device, trust_code)
     ranker = WorldModelAgent(loaded, train, seed=seed, progress=progress, **options)
-    description = {
-        "name": "world-model",
-        "model": {"name": loaded.meta.name, "source": loaded.source, "sha256": loaded.sha256,
-                  "parameters": getattr(loaded, "parameters_count", None), "meta": json_meta(loaded.meta)},
-        "settings": ranker.settings(),
-    }
+    description = {"name": "world-model", "model": describe(loaded), "settings": ranker.settings()}
     return ranker, description, device_info(torch_device)
 
 
@@ -141,10 +156,8 @@ def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, te
     solved_at = [outcome["solved_at"] for outcome in outcomes]
     low, high = auccess_interval(solved_at, seed=seed)
     return {
-        "format": RESULTS_FORMAT,
-        "wmbench_version": wmbench.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "env": {"name": "phyre", "id": ENV_ID, "templates": len(TEMPLATES), "tasks_per_template": TASKS_PER_TEMPLATE},
+        **document_header(RESULTS_FORMAT),
+        "env": env_description(),
         "protocol": {"split": split, "fold": fold, "seed": seed, "max_attempts": MAX_ATTEMPTS, "tasks": len(outcomes),
                      "test_tasks": test_tasks},
         "agent": agent,
@@ -154,6 +167,11 @@ def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, te
         "tasks": outcomes,
         "timing": timing,
     }
+
+
+def env_description() -> dict[str, Any]:
+    """The ``env`` block of a results document: which puzzles, as many as this wmbench has."""
+    return {"name": "phyre", "id": ENVS["phyre"].id, "templates": len(TEMPLATES), "tasks_per_template": TASKS_PER_TEMPLATE}
 
 
 def summary_text(results: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""What a world model knows about CLEVRER scenes: latent prediction error by horizon, linear probes, answers.
+"""Passive videos (CLEVRER-style): what a world model knows about a scene, and the question scorer.
 
 Passive videos are recorded from ``wmbench/CLEVRER-v0`` at the model's resolution (reset seeds
 ``seed, seed + 1, ...``, the zero action), one frame kept every ``action_block`` env steps, so a
@@ -17,16 +17,34 @@ linear probe             ridge regression from the latent of a frame to every ob
 question answering       for a model with an answering head, ``answer(pixels [1, F, 3, H, W],
                          question) -> str`` (descriptive) or ``{choice_id: "correct" | "wrong"}``,
                          over the videos and questions ``wmbench clevrer generate`` wrote, scored
-                         by ``scoring.score`` (per option and per question, by type). Such a head is
-                         research code: an exported ``.wmb`` carries only encode and rollout
+                         by ``score``. Such a head is research code: an exported ``.wmb`` carries
+                         only encode and rollout
 =======================  ============================================================================
 
-Surprise at teleports, vanishings and recolors is ``wmbench voe --env clevrer`` (``voe.py``).
+CLEVRER's metrics (``score``, ``wmbench clevrer score``):
+
+=======================  ============================================================================
+prediction               descriptive question: the answer string ("2", "red", "yes"), compared with
+                         the truth after stripping spaces and lower-casing; multiple-choice
+                         question: a dict {choice_id: "correct" | "wrong"} naming every choice (ids
+                         as ints or strings, so that a JSON round trip is harmless)
+per option               the fraction of options judged right; a descriptive question is one option
+per question             the fraction of questions answered right; a multiple-choice question is
+                         right only if all its options are
+missing                  a question with no prediction is wrong on every option, and its id is listed
+=======================  ============================================================================
+
+    report = score("questions.json", {"7-0": "red", "7-12": {0: "correct", 1: "wrong"}})
+    report["overall"]["per_question"], report["by_type"]["predictive"]["per_option"]
+
+Surprise at teleports, vanishings and recolors is ``wmbench voe --env clevrer`` (``eval/voe.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +52,10 @@ import numpy as np
 import torch
 
 import wmbench
+from wmbench.stats import fit_ridge, mean_band
 
 PROBE_FIELDS = ("present", "x", "y", "vx", "vy")  # per object slot, from the env's state vector
-RIDGE = 1e-3  # of the mean feature variance: keeps the normal equations well conditioned
+LABELS = ("correct", "wrong")
 
 
 def record_passive_videos(videos: int, resolution: tuple[int, int], stride: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,15 +78,8 @@ def record_passive_videos(videos: int, resolution: tuple[int, int], stride: int,
 
 @torch.no_grad()
 def encode_videos(model, pixels: np.ndarray) -> torch.Tensor:
-    """Latents ``[V, F, D]`` (flattened). An exported model encodes exactly ``history`` frames per
-    sample, so each video's frames go in as a batch of ``history``-frame chunks (the last one padded)."""
-    history = model.meta.history
-    latents = []
-    for video in torch.from_numpy(pixels):
-        padding = -len(video) % history
-        chunks = torch.cat([video, video[-1:].expand(padding, *video.shape[1:])]).unflatten(0, (-1, history))
-        latents.append(model.encode(chunks).flatten(0, 1)[: len(video)].flatten(1))
-    return torch.stack(latents)
+    """Latents ``[V, F, D]`` (flattened) of pixels ``[V, F, 3, H, W]``, one video per ``encode`` call."""
+    return torch.stack([model.encode(video[None])[0].flatten(1).cpu() for video in torch.from_numpy(pixels)])
 
 
 @torch.no_grad()
@@ -84,14 +96,12 @@ def prediction_error(model, latents: torch.Tensor, horizons: int) -> list[dict[s
     blocks = torch.zeros(videos, history + horizons, meta.action_block * meta.action_dim)
     for column, t in enumerate(starts):
         context = latents[:, t - history + 1 : t + 1].unflatten(-1, meta.latent_shape)
-        predicted = model.rollout(context, meta.normalize_actions(blocks)).flatten(2)
+        predicted = model.rollout(context, meta.normalize_actions(blocks)).flatten(2).cpu()
         errors[:, column] = (predicted - latents[:, t + 1 : t + 1 + horizons]).pow(2).sum(-1)
-    per_video = errors.mean(1)  # [V, horizons]
-    band = 1.96 * per_video.std(0) / max(videos, 2) ** 0.5
-    return [
-        {"horizon": k + 1, "error": per_video[:, k].mean().item(), "band": band[k].item(), "relative": per_video[:, k].mean().item() / (2 * variance)}
-        for k in range(horizons)
-    ]
+    per_video = errors.mean(1).numpy()  # [V, horizons]
+    mean, low, _ = mean_band(per_video)
+    return [{"horizon": k + 1, "error": float(mean[k]), "band": float(mean[k] - low[k]), "relative": float(mean[k]) / (2 * variance)}
+            for k in range(horizons)]
 
 
 def probe_targets(states: np.ndarray) -> np.ndarray:
@@ -100,15 +110,6 @@ def probe_targets(states: np.ndarray) -> np.ndarray:
 
     slots = states[..., : MAX_OBJECTS * SLOT].reshape(*states.shape[:-1], MAX_OBJECTS, SLOT)
     return slots[..., [SLOT_FIELDS.index(field) for field in PROBE_FIELDS]].reshape(*states.shape[:-1], -1)
-
-
-def fit_ridge(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weights and bias of ridge regression ``targets ~ features @ W + b`` (features standardized inside)."""
-    mean, scale = features.mean(0), features.std(0) + 1e-8
-    x = (features - mean) / scale
-    gram = x.T @ x + RIDGE * len(x) * np.eye(x.shape[1])
-    weights = np.linalg.solve(gram, x.T @ (targets - targets.mean(0))) / scale[:, None]
-    return weights, targets.mean(0) - mean @ weights
 
 
 def probe_scores(predicted: np.ndarray, targets: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
@@ -168,8 +169,6 @@ def read_video(path: Path, size: tuple[int, int]) -> np.ndarray:
 @torch.no_grad()
 def answer_questions(model, generated: str | Path) -> dict[str, Any]:
     """Ask the model's answering head every question of a ``clevrer generate`` folder; the scorer's report."""
-    from wmbench.envs.clevrer.scoring import score
-
     answer = getattr(getattr(model, "module", None), "answer", None)
     if answer is None:
         raise ValueError("this model has no answering head (a method answer(pixels, question) of its module); "
@@ -179,6 +178,71 @@ def answer_questions(model, generated: str | Path) -> dict[str, Any]:
     predictions = {}
     for video in videos:
         pixels = torch.from_numpy(read_video(generated / "videos" / video["video_filename"], model.meta.image_size)).unsqueeze(0)
+        pixels = pixels.to(model.device)
         for question in video["questions"]:
             predictions[question["question_id"]] = answer(pixels, question)
     return score(videos, predictions)
+
+
+# ---------------------------------------------------------------------- CLEVRER's scorer
+def load_questions(questions_file: str | os.PathLike | Mapping | list) -> list[dict]:
+    """The questions of every video: from a JSON file, or already loaded (one video's dict or a list of them)."""
+    if isinstance(questions_file, (str, os.PathLike)):
+        questions_file = json.loads(Path(questions_file).read_text())
+    videos = [questions_file] if isinstance(questions_file, Mapping) else questions_file
+    return [q for video in videos for q in video["questions"]]
+
+
+def options_right(question: Mapping[str, Any], prediction: Any) -> list[bool]:
+    """Whether each option of the question is right under the prediction; ValueError naming the question if malformed."""
+    if "choices" in question:
+        return _choices_right(question, prediction)
+    if not isinstance(prediction, str):
+        raise ValueError(f"question {question['question_id']!r}: a descriptive prediction must be a string, got {prediction!r}")
+    return [prediction.strip().lower() == question["answer"].strip().lower()]
+
+
+def _choices_right(question: Mapping[str, Any], prediction: Any) -> list[bool]:
+    qid = question["question_id"]
+    if not isinstance(prediction, Mapping):
+        raise ValueError(f"question {qid!r}: a multiple-choice prediction must map choice ids to 'correct'/'wrong', "
+                         f"got {prediction!r}")
+    labels = {str(choice_id): label for choice_id, label in prediction.items()}
+    expected = [str(c["choice_id"]) for c in question["choices"]]
+    if sorted(labels) != sorted(expected):
+        raise ValueError(f"question {qid!r}: the prediction names choices {sorted(labels)}, the question has {sorted(expected)}")
+    bad = {k: v for k, v in labels.items() if v not in LABELS}
+    if bad:
+        raise ValueError(f"question {qid!r}: labels must be 'correct' or 'wrong', got {bad}")
+    return [labels[str(c["choice_id"])] == c["answer"] for c in question["choices"]]
+
+
+def _accuracy(results: list[tuple[list[bool], bool]]) -> dict:
+    """Accuracy over (options right, answered) pairs, one per question."""
+    options = [right for result, _ in results for right in result]
+    return {"questions": len(results), "per_question": sum(all(result) for result, _ in results) / len(results),
+            "options": len(options), "per_option": sum(options) / len(options),
+            "missing": sum(not answered for _, answered in results)}
+
+
+def score(questions_file: str | os.PathLike | Mapping | list, predictions: Mapping[str, Any]) -> dict:
+    """Accuracy per option and per question, by question type and overall, and the ids of questions left unanswered.
+
+    ``questions_file`` is what ``load_questions`` takes; ``predictions`` maps question ids to predictions.
+    Returns {"overall": {...}, "by_type": {type: {...}}, "missing": [ids]} where each {...} holds
+    questions, per_question, options, per_option and missing (a count).
+    """
+    questions = load_questions(questions_file)
+    if not questions:
+        raise ValueError("there are no questions to score")
+    unknown = set(predictions) - {q["question_id"] for q in questions}
+    if unknown:
+        raise ValueError(f"predictions for questions that do not exist: {sorted(unknown)[:10]}")
+    by_type: dict[str, list[tuple[list[bool], bool]]] = {}
+    for q in questions:
+        answered = q["question_id"] in predictions
+        right = options_right(q, predictions[q["question_id"]]) if answered else [False] * len(q.get("choices", [None]))
+        by_type.setdefault(q["question_type"], []).append((right, answered))
+    return {"overall": _accuracy([r for results in by_type.values() for r in results]),
+            "by_type": {t: _accuracy(results) for t, results in by_type.items()},
+            "missing": [q["question_id"] for q in questions if q["question_id"] not in predictions]}

@@ -42,7 +42,6 @@ env's own stream runs on exactly as in the paired normal run.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -59,11 +58,10 @@ from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, short_name
 from wmbench.files import atomic_write
 from wmbench.policies import make_policy
+from wmbench.protocol import VOE
+from wmbench.stats import auroc, mean_band, paired_t_test, t_test_method
 
 VOE_FORMAT = 1  # bump when a field changes meaning
-Z95 = 1.959964  # two-sided 95% normal quantile
-STEPS_BEFORE = 8  # default model steps from the end of the history to the perturbation
-STEPS_AFTER = 8  # default model steps after it
 
 DEFINITIONS = {
     "surprise": "squared L2 distance, summed over latent elements, between the latent the model predicts for frame t "
@@ -76,8 +74,8 @@ DEFINITIONS = {
 }
 
 
-def run_voe(model, env_name: str, *, episodes: int = 50, steps: int | None = None, perturb_step: int | None = None,
-            seed: int = 0, device: str | torch.device = "cpu", policy: str | None = None,
+def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | None = None, perturb_step: int | None = None,
+            seed: int = VOE.seed, device: str | torch.device = "cpu", policy: str | None = None,
             model_info: dict[str, Any] | None = None, batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
     """Surprise curves of ``model`` on paired normal and perturbed trajectories of ``env_name``.
 
@@ -92,8 +90,8 @@ def run_voe(model, env_name: str, *, episodes: int = 50, steps: int | None = Non
     name = short_name(env_name)
     policy = policy or ENVS[name].default_policy
     block, history = meta.action_block, meta.history
-    steps = block * (history + STEPS_BEFORE + STEPS_AFTER) if steps is None else steps
-    perturb_step = block * (history + STEPS_BEFORE) if perturb_step is None else perturb_step
+    steps = block * (history + VOE.steps_before + VOE.steps_after) if steps is None else steps
+    perturb_step = block * (history + VOE.steps_before) if perturb_step is None else perturb_step
     perturb_model_step = _check_settings(episodes, steps, perturb_step, block, history)
 
     env = wmbench.make(name, resolution=tuple(meta.image_size), terminate_on_success=False, max_episode_steps=steps)
@@ -160,7 +158,7 @@ def run_voe(model, env_name: str, *, episodes: int = 50, steps: int | None = Non
             "env_seeds": env_seeds,
             "device": str(device),
         },
-        "definitions": {**DEFINITIONS, "p_value": f"two-sided paired t-test, perturbed vs normal surprise ({_t_test_method()})"},
+        "definitions": {**DEFINITIONS, "p_value": f"two-sided paired t-test, perturbed vs normal surprise ({t_test_method()})"},
         "model_steps": list(range(history, steps // block + 1)),
         "conditions": conditions,
         "summary": summary,
@@ -261,13 +259,6 @@ def surprise_curves(model, frames: np.ndarray, actions: np.ndarray, device: torc
 
 
 # ---------------------------------------------------------------------- statistics
-def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 and its 95% band, mean +- 1.96 standard errors (needs at least 2 rows)."""
-    mean = values.mean(0)
-    half = Z95 * values.std(0, ddof=1) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
 def perturbation_summary(perturbed: np.ndarray, normal: np.ndarray, model_step: int) -> dict[str, Any]:
     """The headline figures of one perturbation: paired surprises ``[episodes]`` at its model step."""
     jump, low, high = mean_band(perturbed - normal)
@@ -282,85 +273,6 @@ def perturbation_summary(perturbed: np.ndarray, normal: np.ndarray, model_step: 
         "p_value": p,
         "auroc": auroc(perturbed, normal),
     }
-
-
-def paired_t_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Two-sided paired t-test of ``a`` vs ``b``: (t statistic, p-value).
-
-    When every difference is the same the test is degenerate: no difference gives (0, 1), a
-    constant nonzero one (+-inf, 0).
-    """
-    difference = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    if np.ptp(difference) == 0:
-        return (0.0, 1.0) if difference[0] == 0 else (math.copysign(math.inf, difference[0]), 0.0)
-    try:
-        from scipy.stats import ttest_rel
-    except ImportError:
-        n = len(difference)
-        t = float(difference.mean() / (difference.std(ddof=1) / math.sqrt(n)))
-        return t, student_t_two_sided_p(t, n - 1)
-    result = ttest_rel(a, b)
-    return float(result.statistic), float(result.pvalue)
-
-
-def _t_test_method() -> str:
-    if importlib.util.find_spec("scipy") is None:
-        return "Student t tail from wmbench's regularized incomplete beta (scipy not installed)"
-    return "scipy.stats.ttest_rel"
-
-
-def student_t_two_sided_p(t: float, df: int) -> float:
-    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom: I_x(df/2, 1/2), x = df / (df + t^2)."""
-    return incomplete_beta(df / 2, 0.5, df / (df + t * t))
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), by its continued fraction (modified Lentz).
-
-    The fraction converges fast for x < (a + 1) / (a + b + 2); above, I_x(a, b) = 1 - I_(1-x)(b, a).
-    """
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):
-        return 1.0 - incomplete_beta(b, a, 1.0 - x)
-    tiny = 1e-300
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    fraction = d
-    for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even term
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # odd term
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            fraction *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * fraction
-
-
-def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve of ``positive`` vs ``negative`` scores: P(pos > neg) + P(pos == neg) / 2.
-
-    Computed as the Mann-Whitney U of the positives, with tied scores given their mean rank.
-    """
-    positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
-    ranks = midranks(np.concatenate([positive, negative]))
-    u = ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2
-    return float(u / (len(positive) * len(negative)))
-
-
-def midranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``values``; tied values share the mean of the ranks they span."""
-    order = np.argsort(values, kind="stable")
-    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
-    return ranks
 
 
 # ---------------------------------------------------------------------- picture

@@ -7,14 +7,19 @@ A policy is built for one env instance and reads the simulator's privileged stat
     obs, info = env.reset(seed=0)
     policy.reset()
     obs, reward, terminated, truncated, info = env.step(policy.act())
+
+``play(env, policy, steps, seed)`` runs one such episode and keeps its frames.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
+from tqdm import tqdm
 
 from wmbench.envs import short_name
 
@@ -95,3 +100,32 @@ def make_policy(env: gym.Env, name: str, seed: int | None = None) -> Policy:
         raise ValueError(f"unknown policy {name!r} for {short}; choose one of {sorted(POLICIES[short])}")
     module, cls = POLICIES[short][name].split(":")
     return getattr(importlib.import_module(module), cls)(env, seed=seed)
+
+
+@dataclass
+class PolicyRollout:
+    frames: list[np.ndarray] = field(default_factory=list)
+    goal: np.ndarray | None = None
+    succeeded_at: int | None = None  # first step at which the success rule held
+    steps: int = 0
+    seconds: float = 0.0
+    final_info: dict = field(default_factory=dict)
+
+
+def play(env: gym.Env, policy: Policy, steps: int, seed: int, progress: bool = False) -> PolicyRollout:
+    """One seeded episode of ``policy``, at most ``steps`` steps (fewer if it terminates), keeping every frame."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    rollout = PolicyRollout(frames=[obs["pixels"]], goal=info["goal"], succeeded_at=0 if info["success"] else None)
+    start = time.perf_counter()
+    for t in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress, leave=False):
+        obs, _, terminated, truncated, info = env.step(policy.act())
+        rollout.frames.append(obs["pixels"])
+        rollout.steps = t
+        if info["success"] and rollout.succeeded_at is None:
+            rollout.succeeded_at = t
+        if terminated or truncated:
+            break
+    rollout.seconds = time.perf_counter() - start
+    rollout.final_info = info
+    return rollout

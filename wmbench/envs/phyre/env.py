@@ -46,8 +46,8 @@ import pymunk
 
 from wmbench.envs.base import Factor, WorldModelEnv, color
 from wmbench.envs.phyre import simulation as sim
-from wmbench.auccess import FOLDS
-from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, split_tasks, task
+from wmbench.envs.phyre.splits import FOLDS, split_tasks
+from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, task
 
 SLOTS = 12
 BOUND = 1e5  # of positions, angles and velocities: 17 s of free fall reach about 36,000 px and 4,300 px/s

@@ -28,7 +28,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from wmbench.auccess import task_split
 from wmbench.envs.phyre.simulation import SIZE, Scene, Thing, ball, box, jar, simulate, stick, wall
 
 TASKS_PER_TEMPLATE = 100
@@ -165,12 +164,6 @@ def task(template: str | int, index: int) -> Scene:
     if rng.random() < 0.5:
         things = [mirrored(t) for t in things]
     return Scene(tuple(things))
-
-
-def split_tasks(split: str, fold: int, seed: int) -> tuple[list[str], list[str]]:
-    """(train, test) task ids ``"<template>:<index>"`` of fold ``fold`` of a ``within`` or ``cross`` split."""
-    every_task = {name: [task_id(name, index) for index in range(TASKS_PER_TEMPLATE)] for name in TEMPLATES}
-    return task_split(every_task, split, fold, seed)
 
 
 def task_id(template: str, index: int) -> str:

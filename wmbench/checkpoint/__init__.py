@@ -1,0 +1,49 @@
+"""World-model checkpoints: one file that loads without the author's code and runs no pickled object.
+
+``export(model, "model.wmb")`` writes a zip of
+
+================  =================================================================================
+``wmbench.json``  format version, the :class:`~wmbench.world_model.ModelMeta`, the rollout horizon,
+                  the wmbench and torch versions, and the sha256 of every other member
+``encode.pt2``    ``model.encode(pixels)`` as a ``torch.export`` program, free in the batch (and in
+                  the number of frames when the encoder allows it)
+``rollout.pt2``   ``model.rollout(latents, actions)`` at the maximum horizon ``H`` (a Python loop
+                  over steps is unrolled when traced); free in the batch
+``cost.pt2``      ``model.cost(predicted, goal)``, only when the model defines one
+================  =================================================================================
+
+``load_model(path)`` turns it back into a :class:`LoadedModel`. A plan of ``K < H`` steps is
+padded with zero action blocks up to ``H`` and the first ``K`` predictions are returned: valid
+because predictions are causal (prediction ``k`` depends on the action blocks up to ``T + k``
+only), which ``export`` checks on the model before it writes the file. An encoder exported for a
+fixed number of frames still takes any number: they are encoded in chunks of that many.
+
+Loading is safe on an untrusted file. ``torch.export.load`` alone is not: it unpickles members
+with ``weights_only=False`` when the safe loader fails, resolves graph operators by attribute
+lookup on ``torch`` (``torch.os.system`` resolves), ``eval``s shape expressions through sympy and
+compiles the stored shape guards into Python. So every program is checked before torch reads it:
+only the members a plain exported program has, every pickled member loadable with
+``weights_only=True``, every operator an ATen/higher-order operator or a symbolic-shape builtin,
+shape expressions and guards from a small token grammar, and every other string a plain name.
+
+Models that need their own code load only with ``trust_code=True`` (``--trust-code``): a research
+spec ``model.json`` ``{"factory": "package.module:function", "config": {...}, "weights":
+"model.safetensors"}`` or a ``torch.save`` pickle of the whole module.
+
+=====================  ==========================================================================
+``wmb``                the format: ``export`` and its check of the written file against the model,
+                       reading an exported file, and ``load_model``, which tells an export, a
+                       research spec and a pickle apart
+``loaded``             ``LoadedModel``, what the harness plans with whichever route loaded it
+``program_check``      the check of an untrusted program before torch reads it
+``research_code``      research specs and pickles, loaded behind ``trust_code``; the protocol
+                       check every model passes
+``errors``             ``CheckpointError`` and the wording its messages share
+=====================  ==========================================================================
+"""
+
+from wmbench.checkpoint.errors import CheckpointError
+from wmbench.checkpoint.loaded import LoadedModel
+from wmbench.checkpoint.wmb import MANIFEST, SUFFIX, export, load_model
+
+__all__ = ["CheckpointError", "LoadedModel", "MANIFEST", "SUFFIX", "export", "load_model"]

@@ -1,0 +1,164 @@
+"""What plans in the goal-reaching loop: one interface, three controllers.
+
+A controller receives a ``PlanRequest`` for the unfinished episodes of an evaluation and returns
+their next ``horizon`` action blocks, ``[B, H, action_block * action_dim]`` env actions in [-1, 1]:
+
+=======================  ===========================================================================
+``LatentController``     a world model: the cost of a candidate is the model's cost between the last
+                         latent it predicts and the goal image's latent
+``SimulatorController``  ``oracle``: the true simulator rolls each candidate out from the episode's
+                         state, and the cost is the env's ``goal_cost``, the ceiling of env and planner
+``RandomController``     ``random``: uniform random action blocks, the floor
+=======================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import wmbench
+from wmbench.planning import Planner
+from wmbench.protocol import ORACLE
+from wmbench.world_model import WorldModel, squared_l2_to_goal
+
+ORACLE_RESOLUTION = 64  # the oracle and random controllers do not look at pixels; frames are only drawn for videos
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a controller sees of the ``B`` episodes it plans for."""
+
+    episodes: np.ndarray  # [B] positions of the episodes in the evaluation (each keeps its own noise stream)
+    frames: np.ndarray  # uint8 [B, T, H, W, 3]: the last T frames, T = the controller's history
+    past_blocks: torch.Tensor  # [B, T - 1, D]: the env action blocks executed between those frames
+    states: np.ndarray  # [B, S]: the envs' exact states (only the oracle reads them)
+    warm_start: torch.Tensor  # [B, H, D]: the previous plan without its executed blocks, padded with zeros
+
+
+class Controller(ABC):
+    """Plans the next action blocks of a batch of episodes; the loop feeds it what it asks for."""
+
+    action_block: int  # env steps per planned block
+    history: int  # frames a plan looks at
+    image_size: tuple[int, int]  # the resolution frames and goals are drawn at
+    device: torch.device  # where it computes (timed with synchronization)
+
+    def begin(self, goal_frames: np.ndarray) -> None:
+        """Called once, before the first plan, with the goal images ``[N, H, W, 3]`` of every episode."""
+
+    @abstractmethod
+    def plan(self, request: PlanRequest) -> torch.Tensor:
+        """The next blocks ``[B, H, D]`` of the requested episodes, on any device."""
+
+    @abstractmethod
+    def describe_model(self) -> dict[str, Any]:
+        """The ``model`` block of the results."""
+
+    @abstractmethod
+    def describe_planner(self) -> dict[str, Any]:
+        """The planner's name and settings, for the results' ``planner`` block."""
+
+
+class LatentController(Controller):
+    """Plans in a world model's latent space: encode history and goal, roll candidates out, compare."""
+
+    def __init__(self, model: WorldModel, planner: Planner, device: torch.device, description: dict[str, Any] | None = None):
+        self.model, self.planner, self.device = model, planner, device
+        self.meta = model.meta
+        self.cost = getattr(model, "cost", None) or squared_l2_to_goal  # cost is optional in the protocol
+        self.action_block, self.history = self.meta.action_block, self.meta.history
+        self.image_size = tuple(self.meta.image_size)
+        self.description = description or {"name": self.meta.name}
+
+    def begin(self, goal_frames: np.ndarray) -> None:
+        with torch.no_grad():
+            self.goals = self._encode(goal_frames[:, None])[:, -1]
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 1, 4, 2, 3)
+        return self.model.encode(pixels)
+
+    def plan(self, request: PlanRequest) -> torch.Tensor:
+        meta, model = self.meta, self.model
+        with torch.no_grad():
+            latents = self._encode(request.frames)
+        goals = self.goals[torch.as_tensor(request.episodes, device=self.device)]
+        past = meta.normalize_actions(request.past_blocks.to(self.device))
+
+        def cost(actions: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] env actions in [-1, 1] -> [B, N]
+            batch, samples, horizon, size = actions.shape
+            flat = lambda x: x.unsqueeze(1).expand(batch, samples, *x.shape[1:]).reshape(batch * samples, *x.shape[1:])
+            blocks = torch.cat([flat(past), meta.normalize_actions(actions.reshape(batch * samples, horizon, size)),
+                                actions.new_zeros(batch * samples, 1, size)], dim=1)
+            predicted = model.rollout(flat(latents), blocks)
+            return self.cost(predicted, flat(goals)).reshape(batch, samples)
+
+        return self.planner.plan(cost, len(request.episodes), init=request.warm_start.to(self.device), episode_ids=request.episodes)
+
+    def describe_model(self) -> dict[str, Any]:
+        return self.description
+
+    def describe_planner(self) -> dict[str, Any]:
+        return self.planner.config()
+
+
+class SimulatorController(Controller):
+    """The oracle: plans with the true simulator and the env's ``goal_cost`` (same planner, same budget)."""
+
+    action_block, history, image_size = ORACLE.action_block, 1, (ORACLE_RESOLUTION, ORACLE_RESOLUTION)
+    device = torch.device("cpu")
+
+    def __init__(self, env_name: str, planner: Planner, goal_states: np.ndarray):
+        if planner.differentiable:
+            raise ValueError(f"--planner {planner.name} needs a differentiable cost; the oracle's simulator is not: use cem, mppi or icem")
+        self.planner, self.goal_states = planner, goal_states
+        self.sim = wmbench.make(env_name, obs_type="state", terminate_on_success=False).unwrapped
+        self.sim.reset(seed=0)
+
+    def plan(self, request: PlanRequest) -> torch.Tensor:
+        sim, action_dim, states = self.sim, self.sim.action_space.shape[0], request.states
+
+        def cost(actions: torch.Tensor) -> torch.Tensor:
+            blocks = actions.detach().cpu().numpy()
+            costs = np.empty(blocks.shape[:2])
+            for b, episode in enumerate(request.episodes):
+                for n in range(blocks.shape[1]):
+                    sim.set_state(states[b])
+                    best = np.inf
+                    for action in blocks[b, n].reshape(-1, action_dim):
+                        sim.step(action)
+                        best = min(best, sim.goal_cost(sim.get_state(), self.goal_states[episode]))
+                    costs[b, n] = best
+            return torch.as_tensor(costs, dtype=torch.float32)
+
+        return self.planner.plan(cost, len(request.episodes), init=request.warm_start, episode_ids=request.episodes)
+
+    def describe_model(self) -> dict[str, Any]:
+        return {"name": "oracle", "source": "oracle", "sha256": None, "parameters": 0}
+
+    def describe_planner(self) -> dict[str, Any]:
+        return self.planner.config()
+
+
+class RandomController(Controller):
+    """The floor: uniform random action blocks, no planning."""
+
+    action_block, history, image_size = ORACLE.action_block, 1, (ORACLE_RESOLUTION, ORACLE_RESOLUTION)
+    device = torch.device("cpu")
+
+    def __init__(self, horizon: int, action_dim: int, seed: int):
+        self.size, self.horizon, self.rng = ORACLE.action_block * action_dim, horizon, np.random.default_rng(seed)
+
+    def plan(self, request: PlanRequest) -> torch.Tensor:
+        return torch.from_numpy(self.rng.uniform(-1.0, 1.0, (len(request.episodes), self.horizon, self.size)).astype(np.float32))
+
+    def describe_model(self) -> dict[str, Any]:
+        return {"name": "random", "source": "random", "sha256": None, "parameters": 0}
+
+    def describe_planner(self) -> dict[str, Any]:
+        return {"name": "random", "horizon": self.horizon}
