@@ -1,27 +1,28 @@
-"""The training loop the baselines share, from a Minari dataset to a checkpoint ``wmbench eval`` loads.
+"""The training loop of the baselines, read top to bottom: from a Minari dataset to a checkpoint ``wmbench eval`` loads.
 
-A baseline is a ``Baseline``: how to build its model from a config and the data, and its loss
-terms on a batch of windows. Everything else is here, once:
+A baseline is its model class: ``from_config(config, facts)`` builds it, ``loss(pixels, blocks,
+train)`` returns its loss terms on a batch of windows (the total under "loss"), and
+``parameter_summary()`` counts its parameters by part. ``main`` is the rest, in the order it runs:
 
 - data: windows of ``history + predictions`` frames from ``wmbench.data.WindowDataset``, with a
   seeded ``val_fraction`` of the episodes held out for the validation loss;
-- AdamW with gradient clipping, bf16 autocast on CUDA, a progress bar and a loss curve;
+- the loop: the loss under bf16 autocast on CUDA, backward, gradient clipping, an AdamW step, a
+  progress bar and a loss curve; every ``val_every`` steps the validation loss, every
+  ``checkpoint_every`` steps the checkpoint;
 - ``--out`` (default ``runs/<baseline>/<config name>``) receives ``checkpoint.pt`` (model,
-  optimizer, step, RNG state and curves, rewritten atomically every ``checkpoint_every`` steps;
-  ``--resume`` continues from it exactly, because the batch order is a function of the step
-  alone), ``model.wmb`` (the self-contained checkpoint) and ``train.json`` (config, losses,
-  throughput, time, parameter counts, device and dataset).
+  optimizer, step, RNG state and curves, rewritten atomically; ``--resume`` continues from it
+  exactly, because the batch order is a function of the step alone), ``model.wmb`` (the
+  self-contained checkpoint) and ``train.json`` (config, losses, throughput, time, parameter
+  counts, device and dataset).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 import wmbench
 from wmbench.data import WindowDataset, split_episodes, storage
+from wmbench.devices import resolve_device, synchronize
 from wmbench.files import atomic_write
 
 if sys.version_info >= (3, 11):
@@ -39,24 +41,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# (model, pixels [B, T, 3, H, W] uint8, normalized action blocks [B, T, block], the config's [train]
-# table, a context manager for the mixed-precision forward) -> {"loss": the total to minimize, term: value}
-LossFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor, dict, Callable[[], contextlib.AbstractContextManager]], dict[str, torch.Tensor]]
 
-
-@dataclass(frozen=True)
-class Baseline:
-    name: str  # "lewm": the default output folder and the exported model's name prefix
-    build: Callable[[dict, dict], nn.Module]  # (config, data facts: sizes, action statistics, name, env) -> model
-    losses: LossFunction
-    parameters: Callable[[nn.Module], dict[str, int]]  # parameter counts by part, with "total"
-
-
-def parse_args(baseline: Baseline, argv: list[str] | None, description: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"python -m baselines.{baseline.name}.train", description=description)
-    parser.add_argument("--config", required=True, type=Path, help=f"a TOML config, e.g. baselines/{baseline.name}/configs/cpu.toml")
+def parse_args(name: str, argv: list[str] | None, description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m baselines.{name}.train", description=description)
+    parser.add_argument("--config", required=True, type=Path, help=f"a TOML config, e.g. baselines/{name}/configs/cpu.toml")
     parser.add_argument("--dataset", help="Minari dataset id or path (default: the config's)")
-    parser.add_argument("--out", type=Path, help=f"output folder (default: runs/{baseline.name}/<config name>)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default: runs/{name}/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--steps", type=int, help="train until this step (default: the config's)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
@@ -74,6 +64,13 @@ def batch_order(windows: int, batch_size: int, seed: int, start: int) -> Iterato
             order = np.random.default_rng((seed, epoch)).permutation(windows)
         first = (step % per_epoch) * batch_size
         yield order[first : first + batch_size].tolist()
+
+
+def fixed_windows(dataset: WindowDataset, indices: np.ndarray, batch_size: int, workers: int) -> DataLoader:
+    """The same windows, in the same order, every time it is read: for validation and BatchNorm calibration."""
+    # its own generator: a loader must not draw from the global RNG, which the checkpoint restores for dropout and SIGReg
+    subset = Subset(dataset, sorted(indices.tolist()))
+    return DataLoader(subset, batch_size=batch_size, num_workers=workers, generator=torch.Generator())
 
 
 @torch.no_grad()
@@ -104,29 +101,33 @@ def mean_terms(terms: list[dict[str, float]]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def validate(baseline: Baseline, model: nn.Module, loader: DataLoader, train: dict, device: torch.device) -> dict[str, float]:
-    """Mean loss terms on the held-out windows in eval mode, with the same random draws (SIGReg's
-    directions, say) at every validation."""
+def validate(model: nn.Module, loader: DataLoader, train: dict, device: torch.device) -> dict[str, float]:
+    """Mean loss terms on the held-out windows in eval mode and float32, with the same random draws
+    (SIGReg's directions, say) at every validation."""
     model.eval()
     terms = []
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for batch in loader:
-            blocks = model.meta.normalize_actions(batch["actions"].to(device))
-            losses = baseline.losses(model, batch["pixels"].to(device), blocks, train, contextlib.nullcontext)
+            losses = model.loss(batch["pixels"].to(device), model.meta.normalize_actions(batch["actions"].to(device)), train)
             terms.append({key: value.item() for key, value in losses.items()})
     model.train()
     return mean_terms(terms)
 
 
-def main(baseline: Baseline, argv: list[str] | None = None, description: str = "") -> int:
-    args = parse_args(baseline, argv, description)
+def main(name: str, model_class: type[nn.Module], argv: list[str] | None = None, description: str = "") -> int:
+    """Train the baseline ``name`` (the default output folder and the exported model's name prefix),
+    whose model is a ``model_class``, as the command line ``argv`` says."""
+    args = parse_args(name, argv, description)
     config = tomllib.loads(args.config.read_text())
     config["data"]["dataset"] = args.dataset or config["data"]["dataset"]
     config["train"]["steps"] = args.steps or config["train"]["steps"]
     data, train = config["data"], config["train"]
-    out = args.out or Path("runs") / baseline.name / args.config.stem
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else torch.device(args.device)
+    out = args.out or Path("runs") / name / args.config.stem
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     bf16 = train["bf16"] and device.type == "cuda"
     torch.manual_seed(train["seed"])
 
@@ -137,15 +138,11 @@ def main(baseline: Baseline, argv: list[str] | None = None, description: str = "
     train_set = WindowDataset(data["dataset"], episodes=train_episodes, keys=("pixels",), **window)
     val_set = WindowDataset(data["dataset"], episodes=val_episodes, keys=("pixels",), **window)
     actions = np.concatenate(train_set.actions)  # every env action of the training episodes: [steps, A]
-
-    def fixed_windows(dataset: WindowDataset, indices: np.ndarray) -> DataLoader:
-        # its own generator: a loader must not draw from the global RNG, which the checkpoint restores for dropout and SIGReg
-        subset = Subset(dataset, sorted(indices.tolist()))
-        return DataLoader(subset, batch_size=train["batch_size"], num_workers=data["workers"], generator=torch.Generator())
-
     fixed = train["val_batches"] * train["batch_size"]
-    val_loader = fixed_windows(val_set, np.linspace(0, len(val_set) - 1, min(len(val_set), fixed)).astype(int))
-    calibration_loader = fixed_windows(train_set, np.random.default_rng(train["seed"]).choice(len(train_set), min(len(train_set), fixed), replace=False))
+    val_indices = np.linspace(0, len(val_set) - 1, min(len(val_set), fixed)).astype(int)
+    calibration_indices = np.random.default_rng(train["seed"]).choice(len(train_set), min(len(train_set), fixed), replace=False)
+    val_loader = fixed_windows(val_set, val_indices, train["batch_size"], data["workers"])
+    calibration_loader = fixed_windows(train_set, calibration_indices, train["batch_size"], data["workers"])
 
     # model and optimizer
     facts = dict(
@@ -155,17 +152,17 @@ def main(baseline: Baseline, argv: list[str] | None = None, description: str = "
         action_dim=actions.shape[1],
         action_mean=tuple(actions.mean(0).tolist()),
         action_std=tuple(np.maximum(actions.std(0), 1e-3).tolist()),
-        name=f"{baseline.name}-{args.config.stem}",
+        name=f"{name}-{args.config.stem}",
         env=metadata.get("wmbench", {}).get("env"),
     )
-    model = baseline.build(config, facts).to(device)
-    parameters = baseline.parameters(model)
+    model = model_class.from_config(config, facts).to(device)
+    parameters = model.parameter_summary()
     parts = ", ".join(f"{part} {count:,}" for part, count in parameters.items() if part != "total")
-    print(f"{baseline.name}: {parameters['total']:,} parameters ({parts}) on {device}")
+    print(f"{name}: {parameters['total']:,} parameters ({parts}) on {device}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"])
 
-    # state that a checkpoint carries
-    start, curve, validation, train_seconds, wall_seconds = 0, [], [], 0.0, 0.0
+    # the state a checkpoint carries, from the checkpoint with --resume
+    start, curve, validation, train_seconds, earlier_wall_seconds = 0, [], [], 0.0, 0.0
     checkpoint_path = out / "checkpoint.pt"
     if args.resume:
         if not checkpoint_path.is_file():
@@ -176,41 +173,30 @@ def main(baseline: Baseline, argv: list[str] | None = None, description: str = "
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, curve, validation = state["step"], state["curve"], state["validation"]
-        train_seconds, wall_seconds = state["train_seconds"], state["wall_seconds"]
+        train_seconds, earlier_wall_seconds = state["train_seconds"], state["wall_seconds"]
         torch.set_rng_state(state["rng"])
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         print(f"resumed from {checkpoint_path} at step {start}")
 
-    def save_checkpoint(step: int) -> None:
-        state = {
-            "config": config, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "curve": curve, "validation": validation, "train_seconds": train_seconds,
-            "wall_seconds": wall_seconds + time.perf_counter() - run_start, "rng": torch.get_rng_state(),
-        }
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
-
+    # the loop, from the step after the checkpoint's
     loader = DataLoader(
         train_set, batch_sampler=batch_order(len(train_set), train["batch_size"], train["seed"], start),
         num_workers=data["workers"], pin_memory=device.type == "cuda", generator=torch.Generator(),
     )
     batches = iter(loader)
 
-    def mixed_precision() -> contextlib.AbstractContextManager:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
     model.train()
     run_start = time.perf_counter()
     interval = []  # loss terms of the steps since the last curve point
-    bar = tqdm(total=train["steps"], initial=start, desc=f"train {baseline.name}", unit="step")
+    bar = tqdm(total=train["steps"], initial=start, desc=f"train {name}", unit="step")
     tick = time.perf_counter()
     for step in range(start + 1, train["steps"] + 1):  # step = updates done at the end of the iteration
         batch = next(batches)
         pixels = batch["pixels"].to(device, non_blocking=True)
         blocks = model.meta.normalize_actions(batch["actions"].to(device, non_blocking=True))
-        losses = baseline.losses(model, pixels, blocks, train, mixed_precision)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            losses = model.loss(pixels, blocks, train)
 
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -224,16 +210,23 @@ def main(baseline: Baseline, argv: list[str] | None = None, description: str = "
             curve.append({"step": step, **mean_terms(interval)})
             interval = []
         validating = step % train["val_every"] == 0 or step == train["steps"]
-        if validating or step % train["checkpoint_every"] == 0:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        checkpointing = step % train["checkpoint_every"] == 0 or step == train["steps"]
+        if validating or checkpointing:
+            synchronize(device)
             train_seconds += time.perf_counter() - tick
             if validating:
                 recalibrate_batchnorm(model, calibration_loader, device)  # validate the model as it will be exported
-                validation.append({"step": step, **validate(baseline, model, val_loader, train, device)})
+                validation.append({"step": step, **validate(model, val_loader, train, device)})
                 bar.write(f"step {step}: train loss {curve[-1]['loss']:.4f}, val loss {validation[-1]['loss']:.4f}")
-            if step % train["checkpoint_every"] == 0 or step == train["steps"]:
-                save_checkpoint(step)
+            if checkpointing:
+                state = {
+                    "config": config, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "curve": curve, "validation": validation, "train_seconds": train_seconds,
+                    "wall_seconds": earlier_wall_seconds + time.perf_counter() - run_start, "rng": torch.get_rng_state(),
+                }
+                if device.type == "cuda":
+                    state["cuda_rng"] = torch.cuda.get_rng_state(device)
+                atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
             tick = time.perf_counter()
     bar.close()
 
@@ -249,7 +242,7 @@ def main(baseline: Baseline, argv: list[str] | None = None, description: str = "
         "final_val_loss": validation[-1] if validation else None,
         "samples_per_second": train["steps"] * train["batch_size"] / train_seconds if train_seconds else None,
         "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds + time.perf_counter() - run_start,
+        "wall_seconds": earlier_wall_seconds + time.perf_counter() - run_start,
         "parameters": parameters,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "bf16": bf16,

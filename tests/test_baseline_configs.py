@@ -6,23 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from baselines.lewm.train import LEWM
-from baselines.pldm.train import PLDM_BASELINE
+from baselines.lewm import LeWM
+from baselines.pldm import PLDM
 from baselines.training import tomllib
 
-BASELINES = {"lewm": LEWM, "pldm": PLDM_BASELINE}
+MODELS = {"lewm": LeWM, "pldm": PLDM}
 CONFIGS = sorted(Path(__file__).parents[1].glob("baselines/*/configs/*.toml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: f"{path.parents[1].name}/{path.name}")
 def test_config_builds_its_model(path):
-    baseline = BASELINES[path.parents[1].name]
+    model_class = MODELS[path.parents[1].name]
     config = tomllib.loads(path.read_text())
     assert {"dataset", "resolution", "history", "predictions", "frameskip"} <= set(config["data"])
     facts = dict(image_size=config["data"]["resolution"], history=config["data"]["history"], action_block=config["data"]["frameskip"], action_dim=2)
-    counts = baseline.parameters(baseline.build(config, facts))
+    counts = model_class.from_config(config, facts).parameter_summary()
     assert counts["total"] > 0
-    if baseline is LEWM and path.stem == "paper":
+    if model_class is LeWM and path.stem == "paper":
         # REFERENCE.md section 8: ViT-tiny encoder ~5M, predictor ~10M ("15M params")
         assert 4.5e6 < counts["encoder"] < 7e6 and 9e6 < counts["predictor"] < 11e6, counts
     if config["data"]["resolution"] == 224:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from baselines.lewm import LeWM, parameter_summary, sigreg
+from baselines.lewm import LeWM, sigreg
 from baselines.lewm import train as lewm_train
 from wmbench.checkpoint import export, load_model
 from wmbench.data import WindowDataset
@@ -86,7 +86,7 @@ def test_model_shapes_and_parameter_count():
     assert latents.shape == (3, 2, 16)
     assert model.predict(latents, torch.randn(3, 2, 10)).shape == (3, 2, 16)
     assert model.rollout(latents, torch.randn(3, 2 + 4, 10)).shape == (3, 4, 16)
-    counts = parameter_summary(model)
+    counts = model.parameter_summary()
     assert counts["total"] == sum(p.numel() for p in model.parameters()) == counts["encoder"] + counts["predictor"]
 
 

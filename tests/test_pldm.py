@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from baselines.pldm import PLDM, covariance, parameter_summary, variance
+from baselines.pldm import PLDM, covariance, variance
 from baselines.pldm import train as pldm_train
 from wmbench.checkpoint import export, load_model
 from wmbench.data import WindowDataset
@@ -72,7 +72,7 @@ def test_model_shapes_parameter_count_and_history_check():
     assert model.unroll(latents[:, 0], torch.randn(3, 6, 10)).shape == (3, 6, 16)
     assert model.inverse(latents[:, :-1], latents[:, 1:]).shape == (3, 3, 10)
     assert model.rollout(latents[:, :1], torch.randn(3, 1 + 5, 10)).shape == (3, 5, 16)
-    counts = parameter_summary(model)
+    counts = model.parameter_summary()
     assert counts["total"] == sum(p.numel() for p in model.parameters())
     with pytest.raises(ValueError, match="history = 1"):
         PLDM(image_size=32, history=3, action_block=5, action_dim=2, **TINY)

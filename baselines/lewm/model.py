@@ -10,8 +10,9 @@ predictor      latents [T, D] of the history, each paired with the action block 
 =============  ==================================================================================
 
 ``encode``, ``rollout`` and ``meta`` are the wmbench world-model protocol
-(``wmbench/world_model.py``); ``predict`` is the teacher-forced step the training loss uses.
-Everything traces with ``torch.export`` (no data-dependent Python control flow).
+(``wmbench/world_model.py``); ``predict`` is the teacher-forced step and ``loss`` the training
+loss that ``baselines/training.py`` minimizes. The protocol's methods trace with ``torch.export``
+(no data-dependent Python control flow).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.lewm.sigreg import sigreg
 from wmbench.world_model import ModelMeta
 
 
@@ -144,6 +146,13 @@ class LeWM(nn.Module):
         self.predictor_norm = nn.LayerNorm(predictor_dim)
         self.predictor_out = nn.Linear(predictor_dim, latent_dim)
 
+    @classmethod
+    def from_config(cls, config: dict, facts: dict) -> LeWM:
+        """The model of a config's ``[model]`` table; ``facts`` are the data's (image size, history,
+        action block and statistics) and the exported model's name and env."""
+        data = config["data"]
+        return cls(**facts, max_frames=data["history"] + data["predictions"] - 1, **config["model"])  # the teacher-forced window
+
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels [B, T, 3, H, W] -> latents [B, T, D]."""
         batch, frames = pixels.shape[:2]
@@ -174,12 +183,22 @@ class LeWM(nn.Module):
             window = torch.cat([window[:, 1:], following], dim=1)
         return torch.cat(predicted, dim=1)
 
+    def loss(self, pixels: torch.Tensor, blocks: torch.Tensor, train: dict) -> dict[str, torch.Tensor]:
+        """The LeWM loss on windows of uint8 pixels [B, T, 3, H, W] and their normalized action blocks
+        [B, T, block], with the settings of the config's ``[train]`` table: the total under "loss",
+        then each term."""
+        z = self.encode(pixels)
+        pred = self.predict(z[:, :-1], blocks[:, :-1])
+        with torch.autocast(pixels.device.type, enabled=False):  # SIGReg and the MSE in float32, even under the loop's bf16 autocast
+            prediction = F.mse_loss(pred.float(), z[:, 1:].float())
+            regularizer = sigreg(z.float(), train["sigreg_projections"])
+        return {"loss": prediction + train["sigreg_weight"] * regularizer, "prediction": prediction, "sigreg": regularizer}
 
-def parameter_summary(model: LeWM) -> dict[str, int]:
-    """Parameter counts of the encoder (with its projector), the predictor and the whole model."""
-    predictor_parts = ("action_embedding", "predictor_in", "time_position", "predictor", "predictor_norm", "predictor_out")
-    counts = {"encoder": 0, "predictor": 0}
-    for name, parameter in model.named_parameters():
-        counts["predictor" if name.split(".")[0] in predictor_parts else "encoder"] += parameter.numel()
-    counts["total"] = counts["encoder"] + counts["predictor"]
-    return counts
+    def parameter_summary(self) -> dict[str, int]:
+        """Parameter counts of the encoder (with its projector), the predictor and the whole model."""
+        predictor_parts = ("action_embedding", "predictor_in", "time_position", "predictor", "predictor_norm", "predictor_out")
+        counts = {"encoder": 0, "predictor": 0}
+        for name, parameter in self.named_parameters():
+            counts["predictor" if name.split(".")[0] in predictor_parts else "encoder"] += parameter.numel()
+        counts["total"] = counts["encoder"] + counts["predictor"]
+        return counts

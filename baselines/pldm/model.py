@@ -11,14 +11,17 @@ inverse dynamics   MLP([z_t, z_t+1]) -> the action block taken between them
 
 GroupNorm rather than BatchNorm: no running statistics, so the exported eval-mode model computes
 exactly what training saw. ``encode``, ``rollout`` and ``meta`` are the wmbench world-model protocol
-(``wmbench/world_model.py``); everything traces with ``torch.export``.
+(``wmbench/world_model.py``) and trace with ``torch.export``; ``loss`` is the training loss that
+``baselines/training.py`` minimizes.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from baselines.pldm.vicreg import covariance, variance
 from wmbench.world_model import ModelMeta
 
 
@@ -78,6 +81,12 @@ class PLDM(nn.Module):
         self.predictor = residual_mlp(latent_dim + block, predictor_hidden, latent_dim)
         self.inverse_dynamics = residual_mlp(2 * latent_dim, inverse_hidden, block)
 
+    @classmethod
+    def from_config(cls, config: dict, facts: dict) -> PLDM:
+        """The model of a config's ``[model]`` table; ``facts`` are the data's (image size, history,
+        action block and statistics) and the exported model's name and env."""
+        return cls(**facts, **config["model"])
+
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels [B, T, 3, H, W] -> latents [B, T, D]."""
         x = pixels.flatten(0, 1).float() / 127.5 - 1  # [-1, 1]
@@ -103,9 +112,27 @@ class PLDM(nn.Module):
         """latents [B, 1, D], blocks [B, 1 + K, block] -> the K latents after the history (the last block conditions nothing)."""
         return self.unroll(latents[:, -1], actions[:, : actions.shape[1] - 1])
 
+    def loss(self, pixels: torch.Tensor, blocks: torch.Tensor, train: dict) -> dict[str, torch.Tensor]:
+        """The PLDM loss on windows of uint8 pixels [B, 1 + P, 3, H, W] and their normalized action
+        blocks [B, 1 + P, block], with the term weights of the config's ``[train]`` table: the total
+        under "loss", then each term."""
+        z = self.encode(pixels)
+        pred = self.unroll(z[:, 0], blocks[:, :-1])
+        inverse = self.inverse(z[:, :-1], z[:, 1:])
+        with torch.autocast(pixels.device.type, enabled=False):  # the six terms in float32, even under the loop's bf16 autocast
+            z, pred, inverse = z.float(), pred.float(), inverse.float()
+            terms = {
+                "prediction": F.mse_loss(pred, z[:, 1:]),
+                "variance": variance(z, dim=0),
+                "covariance": covariance(z, dim=0),
+                "time_variance": variance(z, dim=1),
+                "time_covariance": covariance(z, dim=1),
+                "inverse_dynamics": F.mse_loss(inverse, blocks[:, :-1].float()),
+            }
+        return {"loss": sum(train["weights"][name] * value for name, value in terms.items()), **terms}
 
-def parameter_summary(model: PLDM) -> dict[str, int]:
-    """Parameter counts of the encoder, the predictor, the inverse-dynamics head and the whole model."""
-    counts = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in ("encoder", "predictor", "inverse_dynamics")}
-    counts["total"] = sum(counts.values())
-    return counts
+    def parameter_summary(self) -> dict[str, int]:
+        """Parameter counts of the encoder, the predictor, the inverse-dynamics head and the whole model."""
+        counts = {part: sum(p.numel() for p in getattr(self, part).parameters()) for part in ("encoder", "predictor", "inverse_dynamics")}
+        counts["total"] = sum(counts.values())
+        return counts
