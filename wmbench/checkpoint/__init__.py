@@ -18,13 +18,23 @@ because predictions are causal (prediction ``k`` depends on the action blocks up
 only), which ``export`` checks on the model before it writes the file. An encoder exported for a
 fixed number of frames still takes any number: they are encoded in chunks of that many.
 
-Loading is safe on an untrusted file. ``torch.export.load`` alone is not: it unpickles members
-with ``weights_only=False`` when the safe loader fails, resolves graph operators by attribute
-lookup on ``torch`` (``torch.os.system`` resolves), ``eval``s shape expressions through sympy and
-compiles the stored shape guards into Python. So every program is checked before torch reads it:
-only the members a plain exported program has, every pickled member loadable with
-``weights_only=True``, every operator an ATen/higher-order operator or a symbolic-shape builtin,
-shape expressions and guards from a small token grammar, and every other string a plain name.
+Loading is safe on an untrusted file, and a loaded file cannot act. ``torch.export.load`` alone
+is not safe: it unpickles members with ``weights_only=False`` when the safe loader fails, resolves
+graph operators by attribute lookup on ``torch`` (``torch.os.system`` resolves), ``eval``s shape
+expressions through sympy and compiles the stored shape guards into Python. And a program torch
+loads may call any ATen operator, such as ``aten.from_file`` mapping a file that a ``copy_`` then
+writes. So before torch reads anything:
+
+- the zip is read within size bounds: declared sizes, a total budget and the compression ratio are
+  checked on its directory before a byte is decompressed, and members must unpack to their
+  declared size (``bounded_zip``);
+- the manifest must stay within sane limits (frame size, history, action block, latent size,
+  horizon) and describe its programs: their input and output shapes must be the ones it implies;
+- every program passes ``program_check``: only the members a plain exported program has, pickles
+  loadable with ``weights_only=True``, shape expressions and guards from a small token grammar,
+  every other string a plain name, and every call a pure tensor operator from the allowlist in
+  ``operators`` (no file, process, environment, random or in-place operator), with no update of
+  its weights or inputs in its signature.
 
 Models that need their own code load only with ``trust_code=True`` (``--trust-code``): a research
 spec ``model.json`` ``{"factory": "package.module:function", "config": {...}, "weights":
@@ -36,6 +46,8 @@ spec ``model.json`` ``{"factory": "package.module:function", "config": {...}, "w
                        research spec and a pickle apart
 ``loaded``             ``LoadedModel``, what the harness plans with whichever route loaded it
 ``program_check``      the check of an untrusted program before torch reads it
+``operators``          the operators a program may call: pure functions of their tensor inputs
+``bounded_zip``        reading an untrusted zip within size bounds
 ``research_code``      research specs and pickles, loaded behind ``trust_code``; the protocol
                        check every model passes
 ``errors``             ``CheckpointError`` and the wording its messages share

@@ -11,7 +11,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be written or loaded; the message names the problem and the fix."""
 
 
-def corrupted(path: Path, problem: Any) -> CheckpointError:
+def corrupted(path: Path | str, problem: Any) -> CheckpointError:
     return CheckpointError(f"{path} is truncated or corrupted ({problem}): download or export it again")
 
 

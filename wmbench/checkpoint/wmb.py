@@ -1,5 +1,10 @@
 """The ``.wmb`` format: ``export`` writes a model and checks the file against it; ``load_model``
-reads it back, or with ``trust_code`` a research spec or a pickle."""
+reads it back, or with ``trust_code`` a research spec or a pickle.
+
+Reading an exported file is bounded before anything runs: the zip within the size limits below
+(``bounded_zip``), the manifest within sane limits and in agreement with the shapes its programs
+take and return, each program checked (``program_check``) before torch reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,9 +25,10 @@ from torch.export.graph_signature import ExportGraphSignature, InputKind
 from torch.export.passes import move_to_device_pass
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
+from wmbench.checkpoint.bounded_zip import read_members
 from wmbench.checkpoint.errors import CheckpointError, corrupted, first_line
 from wmbench.checkpoint.loaded import LoadedModel
-from wmbench.checkpoint.program_check import check_program
+from wmbench.checkpoint.program_check import UINT8, ProgramShapes, check_program
 from wmbench.checkpoint.research_code import check_protocol, load_pickle, load_spec, trusted_model
 from wmbench.files import atomic_write
 from wmbench.world_model import ModelMeta
@@ -30,8 +37,24 @@ SUFFIX = ".wmb"
 FORMAT = "wmbench-checkpoint"
 FORMAT_VERSION = 1
 MANIFEST = "wmbench.json"
+PROGRAMS = ("encode.pt2", "rollout.pt2", "cost.pt2")
 MAX_BATCH = 1 << 20  # the batch dimension of every program is free up to this
 RTOL, ATOL = 1e-4, 1e-5  # how closely the exported programs must reproduce the model
+
+# What a file may unpack to. The paper LeWM (15M parameters) exports to 72 MB; this allows ~1e9
+# float32 parameters.
+MAX_CHECKPOINT_BYTES = 4 << 30
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB, meta.extra included
+# export stores members uncompressed; deflated, the measured programs shrink 1.1x (weights) to 10x
+# (JSON of tiny models), zeros 1000x. At 20x a 1 MB file unpacks to at most 20 MB.
+MAX_COMPRESSION_RATIO = 20
+# Sane limits on what a manifest declares: the harness sizes frames, plans and latents by them.
+MAX_IMAGE_SIDE = 1024  # frames are rendered at the model's resolution; the protocol's is 224
+MAX_HISTORY = 64  # frames of context; the baselines use 1 and 3
+MAX_ACTION_BLOCK = 100  # env steps per model step; the standard datasets use 1 and 5
+MAX_ACTION_DIM = 64  # the envs' actions have 2 to 5 components
+MAX_LATENT_NUMBERS = 1 << 20  # per frame; DINO-WM's patch latents are 196 x 384
+MAX_ROLLOUT_HORIZON = 256  # model steps, each unrolled in the rollout program; CEM plans 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,8 +85,10 @@ def export(model: nn.Module, path: str | Path, *, horizon: int = 5, example_batc
 
     ``model`` is an ``nn.Module`` with ``meta`` (a ``ModelMeta``), ``encode``, ``rollout`` and
     optionally ``cost``, on the CPU. Its rollout is exported for ``horizon`` model steps (plans of
-    fewer steps are served by padding). The file is loaded back and checked against the model on
-    fresh inputs before it replaces ``path``; the model's train/eval mode is left as it was.
+    fewer steps are served by padding); in-place calls (``nn.ReLU(inplace=True)``, ``x += y``) are
+    rewritten out of place. The file is loaded back, through every check ``load_model`` makes, and
+    compared with the model on fresh inputs before it replaces ``path``; the model's train/eval
+    mode is left as it was.
     """
     check_protocol(model, "wmbench.export")
     meta = model.meta
@@ -141,7 +166,7 @@ def _export_programs(model: nn.Module, horizon: int, batch: int) -> tuple[dict[s
                 f"The method must be traceable by torch.export: no branches on tensor values, no Python-side "
                 f"state, shapes derived from the inputs; the batch dimension must not be fixed."
             ) from error
-        program = _without_unused_weights(program)
+        program = _without_unused_weights(_out_of_place(program))
         buffer = io.BytesIO()
         torch.export.save(program, buffer)
         programs[f"{name}.pt2"] = buffer.getvalue()
@@ -150,6 +175,14 @@ def _export_programs(model: nn.Module, horizon: int, batch: int) -> tuple[dict[s
         if name == "cost":
             shapes["cost_steps"] = _fixed_size(program, 0, 1)
     return programs, shapes
+
+
+def _out_of_place(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """The program with its in-place calls (``nn.ReLU(inplace=True)``, ``x += y``) made out of place:
+    a checkpoint may not hold an operator that writes into its argument."""
+    graphs = [module.graph for module in program.graph_module.modules() if isinstance(module, torch.fx.GraphModule)]
+    calls = [node.target for graph in graphs for node in graph.nodes if isinstance(node.target, torch._ops.OpOverload)]
+    return program.run_decompositions({}) if any(call._schema.is_mutable for call in calls) else program
 
 
 def _without_unused_weights(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
@@ -335,15 +368,23 @@ def _kind(path: Path) -> str:
 
 
 def _load_exported(path: Path, device: torch.device) -> LoadedModel:
-    data = path.read_bytes()
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path} is {size / 2**30:.1f} GiB; wmbench loads checkpoints of at most {MAX_CHECKPOINT_BYTES / 2**30:.0f} GiB")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
             if MANIFEST not in names:  # the directory found belongs to a program inside: the file is cut short
                 raise zipfile.BadZipFile("the zip directory is missing")
-            manifest = json.loads(archive.read(MANIFEST))
-            members = {name: archive.read(name) for name in names if name != MANIFEST}
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as error:  # zipfile reports a bad CRC as BadZipFile
+            if len(names) != len(set(names)) or not set(names) <= {MANIFEST, *PROGRAMS}:
+                raise corrupted(path, f"it holds {sorted(names)}; expected {MANIFEST}, encode.pt2, rollout.pt2 and optionally cost.pt2")
+            members = read_members(
+                archive, {MANIFEST: MAX_MANIFEST_BYTES}, budget=MAX_CHECKPOINT_BYTES, max_ratio=MAX_COMPRESSION_RATIO, where=str(path)
+            )
+        manifest = json.loads(members.pop(MANIFEST))
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:  # zipfile reports a bad CRC as BadZipFile
         raise corrupted(path, error) from error
 
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -354,21 +395,25 @@ def _load_exported(path: Path, device: torch.device) -> LoadedModel:
             f"use the wmbench version that wrote it ({manifest.get('wmbench_version')}) or export the model again"
         )
     digests = manifest.get("sha256")
-    if not isinstance(digests, dict) or len(names) != len(set(names)) or set(members) != set(digests):
+    if not isinstance(digests, dict) or set(members) != set(digests):
         raise corrupted(path, f"its members {sorted(names)} do not match the list in {MANIFEST}")
     for name, member in members.items():
         if hashlib.sha256(member).hexdigest() != digests[name]:
             raise corrupted(path, f"{name} does not match its sha256 in {MANIFEST}")
-    if not {"encode.pt2", "rollout.pt2"} <= set(members) <= {"encode.pt2", "rollout.pt2", "cost.pt2"}:
+    if not {"encode.pt2", "rollout.pt2"} <= set(members):
         raise corrupted(path, f"it holds {sorted(members)}; expected encode.pt2, rollout.pt2 and optionally cost.pt2")
     try:
         meta = ModelMeta.from_dict(manifest["meta"])
-        horizon = manifest["rollout_horizon"]
-        if not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"rollout_horizon={horizon!r}")
+        horizon, frames, steps = (manifest.get(key) for key in ("rollout_horizon", "encode_frames", "cost_steps"))
+        for key, value, free in (("rollout_horizon", horizon, False), ("encode_frames", frames, True), ("cost_steps", steps, True)):
+            if not (free and value is None) and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{key}={value!r}")
     except (KeyError, TypeError, ValueError) as error:
         raise corrupted(path, f"its metadata is invalid: {error}") from error
+    _check_limits(path, meta, horizon, frames, steps)
 
+    shapes = {name.removesuffix(".pt2"): check_program(path, name, member) for name, member in members.items()}
+    _check_agreement(path, meta, horizon, frames, steps, shapes)
     programs = {
         name.removesuffix(".pt2"): _load_program(path, name, member, device, manifest.get("torch_version"))
         for name, member in members.items()
@@ -379,14 +424,87 @@ def _load_exported(path: Path, device: torch.device) -> LoadedModel:
         programs["rollout"],
         programs.get("cost"),
         source="export",
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=_file_sha256(path),
         device=device,
         horizon=horizon,
         parameters_count=manifest.get("parameters"),
-        encode_frames=manifest.get("encode_frames"),
-        cost_steps=manifest.get("cost_steps"),
+        encode_frames=frames,
+        cost_steps=steps,
         path=path,
     )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_limits(path: Path, meta: ModelMeta, horizon: int, frames: int | None, steps: int | None) -> None:
+    """Refuse a manifest whose sizes are out of all proportion, before anything is sized by them."""
+    for field, shown, value, limit, allowed in (
+        ("meta.image_size", list(meta.image_size), max(meta.image_size), MAX_IMAGE_SIDE, f"frames of at most {MAX_IMAGE_SIDE} px a side"),
+        ("meta.history", meta.history, meta.history, MAX_HISTORY, f"at most {MAX_HISTORY} frames of history"),
+        ("meta.action_block", meta.action_block, meta.action_block, MAX_ACTION_BLOCK, f"action blocks of at most {MAX_ACTION_BLOCK} env steps"),
+        ("meta.action_dim", meta.action_dim, meta.action_dim, MAX_ACTION_DIM, f"actions of at most {MAX_ACTION_DIM} components"),
+        ("meta.latent_shape", list(meta.latent_shape), math.prod(meta.latent_shape), MAX_LATENT_NUMBERS, f"latents of at most {MAX_LATENT_NUMBERS} numbers a frame"),
+        ("rollout_horizon", horizon, horizon, MAX_ROLLOUT_HORIZON, f"rollouts of at most {MAX_ROLLOUT_HORIZON} model steps"),
+        ("encode_frames", frames, frames or 0, MAX_HISTORY, f"encoders of at most {MAX_HISTORY} frames at once"),
+        ("cost_steps", steps, steps or 0, MAX_ROLLOUT_HORIZON, f"costs of at most {MAX_ROLLOUT_HORIZON} predictions"),
+    ):
+        if value > limit:
+            raise CheckpointError(
+                f"{path}: its manifest declares {field} = {shown}; wmbench loads {allowed}: export a model within "
+                f"these limits (they are listed in wmbench/checkpoint/wmb.py)"
+            )
+
+
+def _check_agreement(path: Path, meta: ModelMeta, horizon: int, frames: int | None, steps: int | None, shapes: dict[str, ProgramShapes]) -> None:
+    """Refuse a manifest that does not describe its programs: the harness sizes what it feeds them by it.
+
+    ``frames`` and ``steps`` are the manifest's ``encode_frames`` and ``cost_steps`` (None: free).
+    """
+    latent = tuple(meta.latent_shape)
+    expected = {  # program -> (inputs, outputs), each (what, sizes with None for a free dimension, the fields that say so)
+        "encode": (
+            [("pixels", (None, frames, 3, *meta.image_size), "meta.image_size and encode_frames")],
+            [("latents", (None, frames, *latent), "meta.latent_shape and encode_frames")],
+        ),
+        "rollout": (
+            [
+                ("latents", (None, meta.history, *latent), "meta.history and meta.latent_shape"),
+                ("actions", (None, meta.history + horizon, meta.block_size), "meta.history, rollout_horizon, meta.action_block and meta.action_dim"),
+            ],
+            [("predictions", (None, horizon, *latent), "rollout_horizon and meta.latent_shape")],
+        ),
+        "cost": (
+            [("predictions", (None, steps, *latent), "cost_steps and meta.latent_shape"), ("goal", (None, *latent), "meta.latent_shape")],
+            [("costs", (None,), "the protocol")],
+        ),
+    }
+    for program, program_shapes in shapes.items():
+        inputs, outputs = expected[program]
+        for verb, declared, found in (("takes", inputs, program_shapes.inputs), ("returns", outputs, program_shapes.outputs)):
+            if len(found) != len(declared):
+                raise CheckpointError(
+                    f"{path}: {program}.pt2 {verb} {len(found)} tensors; the protocol's {program} {verb} {len(declared)}: "
+                    f"export the model again with wmbench.export"
+                )
+            for (what, sizes, fields), shape in zip(declared, found):
+                if shape is None or shape.sizes != sizes:
+                    got = "something other than a tensor" if shape is None else f"{what} {_shown(shape.sizes)}"
+                    raise CheckpointError(
+                        f"{path}: {program}.pt2 {verb} {got}, but its manifest's {fields} say {what} {_shown(sizes)}: the "
+                        f"manifest does not describe its programs; export the model again with wmbench.export"
+                    )
+    if shapes["encode"].inputs[0].dtype != UINT8:
+        raise CheckpointError(f"{path}: encode.pt2 takes pixels that are not uint8; the protocol's encode takes uint8 pixels: export the model again with wmbench.export")
+
+
+def _shown(sizes: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("B" if index == 0 and size is None else "?" if size is None else str(size) for index, size in enumerate(sizes)) + "]"
 
 
 def _load_program(path: Path, name: str, data: bytes, device: torch.device, torch_version: str | None) -> nn.Module:
