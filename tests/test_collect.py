@@ -1,4 +1,5 @@
-"""Dataset collection: Minari round trip for every env, reproducibility, resume, refusals."""
+"""Dataset collection: Minari round trip for every env, reproducibility, resume, one writer per
+dataset, no temporary file in a finished dataset, refusals."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 import wmbench
 from wmbench.cli import main
-from wmbench.data import storage
+from wmbench.data import catalog, storage
 from wmbench.data.collect import collect, make_collection_env, record_episode
 from wmbench.data.recipe import Recipe
 from wmbench.envs import ENVS, GOAL_ENVS
@@ -90,13 +91,15 @@ def test_recipe_reproduces_bit_for_bit_with_any_worker_count(tmp_path):
     assert manifest("c-v0")["sha256"] != first["sha256"]
 
 
-def _start_collection(datasets_root: Path, episodes_wanted: int):
+COLLECTION = ["collect", "--env", "pusht", "--episodes", "60", "--steps", "40", "--resolution", "32", "--workers", "2"]
+
+
+def _start_collection(datasets_root: Path, episodes_wanted: int, name: str = "killed-v0"):
     """Start a 2-worker collection in a subprocess and wait until a few episodes are on disk."""
-    command = [sys.executable, "-m", "wmbench.cli", "collect", "--env", "pusht", "--episodes", "60", "--steps", "40",
-               "--resolution", "32", "--workers", "2", "--out", "killed-v0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = subprocess.Popen([sys.executable, "-m", "wmbench.cli", *COLLECTION, "--out", name],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "MINARI_DATASETS_PATH": str(datasets_root)})
-    episodes = datasets_root / storage.PARTIAL_DIR / "killed-v0" / "episodes"
+    episodes = datasets_root / storage.PARTIAL_DIR / name / "episodes"
     deadline = time.time() + 60
     while len(list(episodes.glob("*.h5"))) < episodes_wanted:
         assert process.poll() is None and time.time() < deadline, process.communicate()
@@ -139,6 +142,58 @@ def test_ctrl_c_then_resume(datasets_root):
     _assert_resumes_to_the_uninterrupted_dataset()
 
 
+def test_a_second_collection_of_the_same_dataset_is_refused_while_the_first_finishes(datasets_root, capsys):
+    first = _start_collection(datasets_root, episodes_wanted=2, name="shared-v0")
+    os.kill(first.pid, signal.SIGSTOP)  # so that it cannot finish before the second run starts
+    try:
+        for resume in ([], ["--resume"]):
+            assert main([*COLLECTION, "--out", "shared-v0", *resume]) == 2
+            error = capsys.readouterr().err
+            assert error.startswith("error: dataset shared-v0 is being written by another run") and len(error.strip().splitlines()) == 1
+            assert f"(pid {first.pid} on " in error and "wait for that run to finish or stop it" in error
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert catalog.verify("shared-v0") == [] and minari.load_dataset("shared-v0").total_episodes == 60
+    assert not (datasets_root / storage.PARTIAL_DIR / "shared-v0.lock").exists()
+
+
+KILLED_AT_THE_MERGE = """
+import json, os, signal, sys
+from wmbench.data import storage
+from wmbench.data.collect import collect
+from wmbench.data.recipe import Recipe
+
+replace = os.replace
+def replace_unless_the_merged_file(source, destination):  # killed with the merged file written, not yet renamed
+    if os.path.basename(destination) == storage.MAIN_FILE:
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(source, destination)
+os.replace = replace_unless_the_merged_file
+collect(Recipe.from_dict(json.loads(sys.argv[1])), progress=False)
+"""
+
+
+def test_a_run_killed_during_the_merge_resumes_to_a_dataset_with_no_temporary_file(datasets_root):
+    recipe = tiny(name="merged-v0")
+    killed = subprocess.Popen([sys.executable, "-c", KILLED_AT_THE_MERGE, json.dumps(recipe.to_dict())], stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "MINARI_DATASETS_PATH": str(datasets_root)})
+    _, stderr = killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL, stderr
+    lock = datasets_root / storage.PARTIAL_DIR / "merged-v0.lock"
+    assert json.loads(lock.read_text())["pid"] == killed.pid  # left by the killed run: stale, taken over below
+    assert list((datasets_root / storage.PARTIAL_DIR / "merged-v0" / "dataset" / "data").glob(".*.tmp"))
+
+    collect(recipe, resume=True, progress=False)
+    data = storage.dataset_dir("merged-v0") / "data"
+    assert sorted(path.name for path in data.iterdir()) == sorted([storage.MAIN_FILE, storage.MANIFEST_FILE, storage.METADATA_FILE])
+    assert not list(datasets_root.rglob("*.tmp")) and not lock.exists()
+    assert catalog.verify("merged-v0") == []
+    collect(tiny(name="whole-v0"), progress=False)
+    assert manifest("merged-v0") == manifest("whole-v0")
+
+
 def test_refuses_to_overwrite_and_to_resume_another_recipe(datasets_root, capsys):
     collect(tiny(), progress=False)
     before = manifest("tiny-v0")
@@ -151,6 +206,7 @@ def test_refuses_to_overwrite_and_to_resume_another_recipe(datasets_root, capsys
                                                      "wmbench_version": wmbench.__version__})
     with pytest.raises(ValueError, match=r"differs in recipe fields \['steps'\]"):
         collect(tiny(name="other-v0"), resume=True, progress=False)
+    assert not any((staging / "episodes").iterdir())
 
 
 @pytest.mark.parametrize(

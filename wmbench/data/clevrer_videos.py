@@ -1,18 +1,21 @@
 """``wmbench clevrer generate``: seeded scenes as videos, ground truth and questions, in parallel.
 
 ==============================  ==================================================================
+``settings.json``               seed, count, resolution and versions; written before any video
 ``videos/video_NNNNN.mp4``      the observed frames (128 over 5 s by default), H.264
 ``annotations/annotation_NNNNN.json``  ground truth in CLEVRER's layout (``annotations.py``), with
                                 the counterfactual re-simulations and the predictive window
 ``questions/questions_NNNNN.json``     the video's questions with answers (``questions.py``)
 ``questions.json``              every video's questions in one list (CLEVRER ships one per split)
-``manifest.json``               seed, count, resolution, versions and timings; written last
+``manifest.json``               the settings, question count and timings; written last
 ==============================  ==================================================================
 
 Video ``i`` comes from the scene seed ``SeedSequence(seed, spawn_key=(i,))``, so the files do not
 depend on the number of workers or on the order they finish in. Each file is written through a
 temporary name and renamed, the annotation after the video and the questions last: a video
-counts as done when its questions file exists, and ``resume=True`` generates only the others.
+counts as done when its questions file exists, and ``resume=True`` generates only the others,
+after checking that ``settings.json`` matches. One run at a time writes a folder: a second is
+refused while the first holds ``.wmbench.lock`` in it (``files.exclusive``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 from tqdm import tqdm
 
@@ -34,8 +38,13 @@ from wmbench.envs.clevrer.annotations import PREDICTIVE_FRAMES, annotate
 from wmbench.envs.clevrer.physics import VIDEO_RESOLUTION, render_video, simulate
 from wmbench.envs.clevrer.questions import DEFAULT_PER_TYPE, generate_questions
 from wmbench.envs.clevrer.scene import FRAMES, sample_scene
-from wmbench.files import atomic_write, write_json
+from wmbench.files import atomic_write, exclusive, remove_temporaries, write_json
 from wmbench.media import save_mp4
+
+
+FOLDERS = ("videos", "annotations", "questions")
+SETTINGS_FILE = "settings.json"
+LOCK_FILE = ".wmbench.lock"
 
 
 def scene_seed(seed: int, index: int) -> int:
@@ -81,20 +90,46 @@ def generate(videos: int, out: str | Path, *, seed: int = 0, workers: int = 2, r
     height, width = resolution
     if height % 2 or width % 2:
         raise ValueError(f"--resolution {width}x{height}: MP4 needs even sizes, e.g. 480x320")
-    settings = {"videos": videos, "seed": seed, "resolution": [height, width]}
-    manifest_path = out / "manifest.json"
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the videos")
+    settings = {"videos": videos, "seed": seed, "resolution": [height, width],
+                "wmbench_version": wmbench.__version__, "mujoco_version": mujoco.__version__}
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out / LOCK_FILE, f"the CLEVRER videos in {out}"):
+        _start_or_resume(out, settings, resume)
+        return _generate(out, settings, workers, progress)
+
+
+def _start_or_resume(out: Path, settings: dict[str, Any], resume: bool) -> None:
+    """Write the settings before any video, or check them against those of the run being resumed."""
+    settings_path = out / SETTINGS_FILE
+    if any(path.name != LOCK_FILE for path in out.iterdir()):
         if not resume:
             raise ValueError(f"{out} is not empty; pass --resume to finish an interrupted run there, or choose another --out")
-        if manifest_path.exists() and {key: json.loads(manifest_path.read_text())[key] for key in settings} != settings:
-            raise ValueError(f"{out} holds a run with other settings than {settings}; choose another --out")
-    for folder in ("videos", "annotations", "questions"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
+        if not settings_path.is_file():
+            raise ValueError(f"--resume: {out} holds no {SETTINGS_FILE}, so it is no run of `wmbench clevrer generate`; choose another --out")
+        try:
+            saved = json.loads(settings_path.read_text())
+        except ValueError as error:
+            raise ValueError(f"--resume: {settings_path} is unreadable ({error}); choose another --out") from None
+        differences = [f"{key} {saved.get(key)} there, {value} here" for key, value in settings.items() if saved.get(key) != value]
+        if differences:
+            raise ValueError(f"--resume: the run in {out} has other settings ({'; '.join(differences)}); "
+                             "resume it with its own settings, or choose another --out")
+        for folder in (out, *(out / name for name in FOLDERS)):
+            remove_temporaries(folder)  # files being written when it stopped
+    else:
+        write_json(settings_path, settings)
+    for folder in FOLDERS:
+        (out / folder).mkdir(exist_ok=True)
 
+
+def _generate(out: Path, settings: dict[str, Any], workers: int, progress: bool) -> dict[str, Any]:
+    videos = settings["videos"]
     todo = [i for i in range(videos) if not paths(out, i)["questions"].exists()]
     bar = tqdm(total=videos, initial=videos - len(todo), desc="clevrer", unit="video", disable=not progress, dynamic_ncols=True)
     timings, start = [], time.perf_counter()
-    jobs = [(out, index, seed, (height, width)) for index in todo]
+    jobs = [(out, index, settings["seed"], tuple(settings["resolution"])) for index in todo]
     try:
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
@@ -127,7 +162,6 @@ def generate(videos: int, out: str | Path, *, seed: int = 0, workers: int = 2, r
         "wall_s": wall,
         "videos_per_minute": 60 * len(jobs) / wall if jobs else None,
         "mean_s": {key: float(np.mean([t[key] for t in timings])) for key in ("video_s", "annotation_s")} if timings else None,
-        "wmbench_version": wmbench.__version__,
     }
-    write_json(manifest_path, manifest)
+    write_json(out / "manifest.json", manifest)
     return manifest

@@ -4,7 +4,8 @@ Each episode is written to its own file in ``<root>/.wmbench-partial/<id>/episod
 name, then rename), so a Ctrl-C, a killed worker or a killed run loses at most the episodes in
 flight, and ``--resume`` collects only the missing ones. Only when every episode is there are
 they merged into the Minari layout, which is moved to ``<root>/<id>`` in one rename: a dataset
-that Minari can load is always complete.
+that Minari can load is always complete. One run at a time writes a dataset: a second run on the
+same id is refused while ``<root>/.wmbench-partial/<id>.lock`` is held (``files.exclusive``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import wmbench
 from wmbench.data import storage
 from wmbench.data.recipe import Recipe, episode_seeds
 from wmbench.policies import make_policy
-from wmbench.files import write_json
+from wmbench.files import exclusive, remove_temporaries, write_json
 
 
 class CollectionStopped(RuntimeError):
@@ -135,45 +136,56 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
     if workers < 1:
         raise ValueError(f"--workers {workers}: must be at least 1")
     target = storage.dataset_dir(recipe.name)
-    if target.exists():
-        raise ValueError(
-            f"dataset {recipe.name} already exists at {target}; choose another name (--out) "
-            f"or delete it first (minari delete {recipe.name})"
-        )
     staging = storage.datasets_root() / storage.PARTIAL_DIR / recipe.name
-    episodes_dir = staging / "episodes"
     env = make_collection_env(recipe)  # checks the variation and resolution before anything is written
+    try:
+        with exclusive(staging.with_name(f"{staging.name}.lock"), f"dataset {recipe.name}"):
+            if target.exists():
+                raise ValueError(
+                    f"dataset {recipe.name} already exists at {target}; choose another name (--out) "
+                    f"or delete it first (minari delete {recipe.name})"
+                )
+            _prepare_staging(recipe, staging, resume)
+            episodes_dir = staging / "episodes"
+            todo = [i for i in range(recipe.episodes) if not episode_file(episodes_dir, i).exists()]
+            bar = tqdm(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
+                       disable=not progress, dynamic_ncols=True)
+            try:
+                if workers == 1 or len(todo) <= 1:
+                    _collect_here(env, recipe, todo, episodes_dir, bar)
+                else:
+                    _collect_in_workers(recipe, todo, episodes_dir, workers, bar)
+            finally:
+                bar.close()
+            return _finish(recipe, env, staging, target)
+    finally:
+        env.close()
+
+
+def _prepare_staging(recipe: Recipe, staging: Path, resume: bool) -> None:
+    """Check an interrupted collection against ``recipe`` (``resume``), or start one with its settings
+    written first: no episode is written before ``collection.json``, so a staging folder without it holds none."""
     expected = {"recipe": recipe.to_dict(), "wmbench_version": wmbench.__version__}
-    if (staging / "collection.json").exists():
-        done = sorted(episodes_dir.glob("*.h5"))
-        if not resume:
-            raise ValueError(
-                f"an interrupted collection of {recipe.name} is at {staging} ({len(done)} of {recipe.episodes} "
-                "episodes done); continue it with --resume, or delete that folder to start again"
-            )
-        saved = json.loads((staging / "collection.json").read_text())
-        if saved != expected:
-            changed = sorted(k for k in expected["recipe"] if saved["recipe"].get(k) != expected["recipe"][k])
-            what = f"recipe fields {changed}" if changed else f"wmbench version {saved['wmbench_version']}"
-            raise ValueError(f"--resume: the interrupted collection at {staging} differs in {what}; delete it to start again")
-        for tmp in episodes_dir.glob(".*.tmp"):  # episodes being written when it stopped (see atomic_write)
-            tmp.unlink()
-    else:  # no episode is written before collection.json, so a staging folder without it holds none
+    episodes_dir = staging / "episodes"
+    if not (staging / "collection.json").exists():
         episodes_dir.mkdir(parents=True, exist_ok=True)
         write_json(staging / "collection.json", expected)
-
-    todo = [i for i in range(recipe.episodes) if not episode_file(episodes_dir, i).exists()]
-    bar = tqdm(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
-               disable=not progress, dynamic_ncols=True)
+        return
+    if not resume:
+        done = len(list(episodes_dir.glob("*.h5")))
+        raise ValueError(
+            f"an interrupted collection of {recipe.name} is at {staging} ({done} of {recipe.episodes} "
+            "episodes done); continue it with --resume, or delete that folder to start again"
+        )
     try:
-        if workers == 1 or len(todo) <= 1:
-            _collect_here(env, recipe, todo, episodes_dir, bar)
-        else:
-            _collect_in_workers(recipe, todo, episodes_dir, workers, bar)
-    finally:
-        bar.close()
-        env.close()
-    return _finish(recipe, env, staging, target)
+        saved = json.loads((staging / "collection.json").read_text())
+    except ValueError as error:
+        raise ValueError(f"--resume: {staging / 'collection.json'} is unreadable ({error}); delete {staging} to start again") from None
+    if saved != expected:
+        changed = sorted(k for k in expected["recipe"] if saved["recipe"].get(k) != expected["recipe"][k])
+        what = f"recipe fields {changed}" if changed else f"wmbench version {saved['wmbench_version']}"
+        raise ValueError(f"--resume: the interrupted collection at {staging} differs in {what}; delete it to start again")
+    remove_temporaries(episodes_dir)  # episodes being written when it stopped
 
 
 def _collect_here(env, recipe, todo, episodes_dir, bar) -> None:
@@ -223,11 +235,16 @@ def _stopped_message(why: str, recipe: Recipe, episodes_dir: Path) -> str:
 
 
 def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
-    """Merge the episodes into the Minari layout, write the metadata last, and move it in place."""
+    """Merge the episodes into the Minari layout, write the metadata last, and move it in place.
+
+    The layout is built afresh in the staging folder: a merge killed midway leaves its temporaries
+    there, never in the finished dataset, and the next ``--resume`` starts the merge over.
+    """
     files = [episode_file(staging / "episodes", i) for i in range(recipe.episodes)]
     checksums = [storage.read_episode_checksum(path, i) for i, path in enumerate(files)]
+    shutil.rmtree(staging / "dataset", ignore_errors=True)
     data = staging / "dataset" / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True)
     storage.merge_episodes(files, data / storage.MAIN_FILE)
     sha256 = storage.dataset_sha256(checksums)
     write_json(data / storage.MANIFEST_FILE, {
