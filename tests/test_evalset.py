@@ -1,5 +1,9 @@
 """Frozen evaluation sets: the committed sets are intact, no start is already solved, replaying the
-stored actions reaches each goal bit for bit, regeneration is deterministic, damage is reported."""
+stored actions reaches each goal, regeneration gives the committed arrays, damage is reported.
+
+Push-T and Two-Room reproduce bit for bit on any machine. The MuJoCo envs do so only on the CPU
+that made the set; elsewhere they differ in the last bits, so their floats are compared within
+``MUJOCO_CPU_TOLERANCE`` and their replays must satisfy the success rule."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from wmbench.data.evalset import (
     EVAL_DIR,
     GOAL_OFFSET,
     HELD_OUT,
+    MUJOCO_CPU_TOLERANCE,
     PAIRS,
     EvalSet,
     checksum,
@@ -36,6 +41,15 @@ def env_name(request):
 @pytest.fixture(scope="module")
 def committed(env_name) -> EvalSet:
     return load_eval_set(env_name)
+
+
+@pytest.fixture(scope="module")
+def regenerated(env_name) -> EvalSet:
+    return generate_eval_set(env_name, pairs=3, progress=False)
+
+
+def exact_on_any_cpu(env_name) -> bool:
+    return ENVS[env_name].extra != "mujoco"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +80,7 @@ def test_committed_set_matches_its_checksum_and_env(committed, env_name, env):
     assert np.all((committed.start_steps >= 0) & (committed.start_steps <= steps - GOAL_OFFSET))
 
 
-def test_replaying_the_actions_reaches_every_goal_exactly(committed, env):
+def test_replaying_the_actions_reaches_every_goal(committed, env_name, env):
     sim = env.unwrapped
     for start, goal, actions in zip(committed.start_states, committed.goal_states, committed.actions):
         assert not sim.success_rule(start, goal), "a start already satisfies its goal"
@@ -74,15 +88,26 @@ def test_replaying_the_actions_reaches_every_goal_exactly(committed, env):
         for action in actions:
             env.step(action)
         reached = sim.get_state()
-        assert np.array_equal(reached, goal)
         assert sim.success_rule(reached, goal)
+        if exact_on_any_cpu(env_name):
+            assert np.array_equal(reached, goal)
+        else:
+            np.testing.assert_allclose(reached, goal, rtol=0, atol=MUJOCO_CPU_TOLERANCE)
 
 
-def test_regenerating_the_first_pairs_gives_the_same_arrays(committed, env_name):
-    first = generate_eval_set(env_name, pairs=3, progress=False)
+def test_regenerating_the_first_pairs_gives_the_committed_arrays(committed, env_name, regenerated):
     for name in ARRAY_NAMES:
-        np.testing.assert_array_equal(getattr(first, name), getattr(committed, name)[:3], err_msg=name)
-        assert getattr(first, name).dtype == getattr(committed, name).dtype
+        ours, committed_array = getattr(regenerated, name), getattr(committed, name)[:3]
+        assert ours.dtype == committed_array.dtype, name
+        if exact_on_any_cpu(env_name) or ours.dtype.kind != "f":  # which episodes and steps: exact everywhere
+            np.testing.assert_array_equal(ours, committed_array, err_msg=name)
+        else:
+            np.testing.assert_allclose(ours, committed_array, rtol=0, atol=MUJOCO_CPU_TOLERANCE, err_msg=name)
+
+
+def test_regeneration_is_bit_exact_on_one_machine(env_name, regenerated):
+    """What lets the machine that made a set regenerate it bit for bit: nothing but the seeds matters."""
+    assert checksum(generate_eval_set(env_name, pairs=3, progress=False)) == checksum(regenerated)
 
 
 @pytest.fixture
@@ -159,7 +184,7 @@ def test_every_registered_env_has_a_committed_set_from_its_standard_recipe():
     from wmbench.data.recipe import Recipe
 
     assert set(HELD_OUT) == set(GOAL_ENVS)
-    recipes = [Recipe.load(p) for p in Path(EVAL_DIR).parent.glob("*.toml") if not p.stem.endswith("-mini")]
+    recipes = [Recipe.load(p) for p in (Path(__file__).parents[1] / "datasets").glob("*.toml") if not p.stem.endswith("-mini")]
     goal_reaching = [r for r in recipes if r.env in GOAL_ENVS]  # PHYRE is scored by AUCCESS on its test tasks, not an evaluation set
     assert {r.env: (r.policy, r.steps) for r in goal_reaching} == {env: tuple(h) for env, h in HELD_OUT.items()}
     assert all((EVAL_DIR / f"{env}.npz").is_file() and (EVAL_DIR / f"{env}.json").is_file() for env in GOAL_ENVS)

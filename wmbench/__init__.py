@@ -8,6 +8,24 @@ sets headless rendering defaults, so nothing needs a display::
 
     env = gym.make("wmbench/PushT-v0", resolution=96)
     obs, info = env.reset(seed=0)
+
+The public API:
+
+=================  ===========================================================================
+``make``           ``make("pusht", **kwargs)``: an environment by short name, class name or id
+``ENVS``           the registered environments: short name -> id, entry point, data policy, extra
+``env_id``         any accepted name -> ``wmbench/<Name>-v0``
+``register_envs``  register them with gymnasium again (importing wmbench already does)
+``ModelMeta``      what a world model declares: image size, history, action block, latent shape
+``export``         ``export(model, "model.wmb")``: a self-contained checkpoint, no author code
+``load_model``     ``load_model("model.wmb")``: a checkpoint, checked before anything runs
+``EvalSettings``   the settings of a goal-reaching evaluation (the standard protocol's defaults)
+``evaluate``       ``evaluate(model, "pusht", EvalSettings())``: goal reaching by MPC from the
+                   frozen evaluation set -> (results document, run)
+=================  ===========================================================================
+
+The last five need torch (the ``torch`` extra) and are imported on first use: making envs and
+collecting data never import torch.
 """
 
 import os
@@ -22,16 +40,27 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from wmbench.envs import ENVS, env_id, make, register_envs  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ENVS", "env_id", "make", "register_envs", "export", "load_model", "__version__"]
+__all__ = ["ENVS", "env_id", "make", "register_envs", "ModelMeta", "export", "load_model", "EvalSettings", "evaluate", "__version__"]
+
+# name -> the module it lives in, imported on first use
+_LAZY_MODULES = {
+    "ModelMeta": "wmbench.world_model",
+    "export": "wmbench.checkpoint",
+    "load_model": "wmbench.checkpoint",
+    "EvalSettings": "wmbench.eval.goal_reaching",
+    "evaluate": "wmbench.eval.goal_reaching",
+}
 
 register_envs()
 
 
 def __getattr__(name):
-    # The checkpoint functions need torch (the 'torch' extra): imported on first use, so that
-    # making envs and collecting data never import it.
-    if name in ("export", "load_model"):
-        from wmbench import checkpoint
+    if name in _LAZY_MODULES:
+        import importlib
 
-        return getattr(checkpoint, name)
+        return getattr(importlib.import_module(_LAZY_MODULES[name]), name)
     raise AttributeError(f"module 'wmbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
