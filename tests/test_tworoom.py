@@ -12,7 +12,7 @@ import pytest
 import wmbench  # noqa: F401  (registers the envs)
 from wmbench.policies import make_policy
 
-# The facts of the standard env (REFERENCE.md section 4), written out here rather than imported,
+# The facts of the standard env (LeWM / stable-worldmodel's Two-Room at 224 px, envs/tworoom.md), written out here rather than imported,
 # so that a change to the env's constants shows up as a failing test.
 WORLD, BORDER, RADIUS, SPEED, SUCCESS_DISTANCE = 224.0, 14.0, 7.0, 5.0, 16.0
 WALL_LEFT, WALL_RIGHT = 107.0, 117.0
@@ -145,7 +145,7 @@ def test_a_state_overlapping_a_wall_raises_a_clear_error():
         ({"door_half_size": 6.0}, "wider than the agent"),
         ({"door_centers": (20.0,)}, "between the borders"),
         ({"door_centers": (40.0, 90.0, 140.0, 190.0)}, "1 to 3 door"),
-        ({"agent_radius": 50.0}, "fit in a room"),
+        ({"agent_radius": 50.0}, r"agent_radius=50.0 is out of range; give a number in \[3.5, 14\]"),
     ],
 )
 def test_impossible_geometry_is_refused_at_construction(variation, message):

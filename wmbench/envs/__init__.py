@@ -6,9 +6,12 @@ first; ``gym.make("wmbench:wmbench/PushT-v0")`` imports it for you.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gymnasium as gym
+
+from wmbench.envs.base import Number, checked, shown
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,12 @@ def register_envs() -> None:
 
 def env_id(name: str) -> str:
     """The gymnasium id for a short name (``pusht``), a bare name (``PushT``) or a full id."""
-    key = name.lower().removeprefix("wmbench:").removeprefix("wmbench/").removesuffix("-v0")
+    key = name.lower().removeprefix("wmbench:").removeprefix("wmbench/").removesuffix("-v0") if isinstance(name, str) else None
     for entry in ENVS.values():
         if key in (entry.short_name, entry.id.lower().removeprefix("wmbench/").removesuffix("-v0")):
             return entry.id
     known = ", ".join(f"{e.short_name} ({e.id})" for e in ENVS.values())
-    raise ValueError(f"unknown environment {name!r}; wmbench has: {known}")
+    raise ValueError(f"unknown environment {shown(name)}; wmbench has: {known}")
 
 
 def goal_env(name: str) -> str:
@@ -78,6 +81,18 @@ def short_name(name: str) -> str:
 
 
 def make(name: str, **kwargs) -> gym.Env:
-    """``gym.make`` by short name: ``wmbench.make("pusht", resolution=96)``."""
+    """``gym.make`` by short name: ``wmbench.make("pusht", resolution=96)``.
+
+    The arguments gymnasium reads itself are checked here, so that a bad one is a ``ValueError``
+    like every other bad argument: ``max_episode_steps`` (its time limit; -1 for none) and the type
+    of ``render_mode`` (its wrappers take "human" and "rgb_array_list"; the env takes "rgb_array").
+    """
     register_envs()
-    return gym.make(env_id(name), **kwargs)
+    full_id = env_id(name)
+    steps = kwargs.get("max_episode_steps")
+    if steps is not None and not (type(steps) is int and steps == -1):
+        checked(Number(1, math.inf, integer=True), f"{full_id}: max_episode_steps", steps)
+    render_mode = kwargs.get("render_mode")
+    if render_mode is not None and not isinstance(render_mode, str):
+        raise ValueError(f"{full_id}: render_mode={shown(render_mode)} is not a string; give 'rgb_array' (the default) or None")
+    return gym.make(full_id, **kwargs)

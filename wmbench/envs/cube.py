@@ -37,6 +37,7 @@ perturb             ``teleport(target="cube", position=)``: the cube jumps to th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,12 +48,13 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"wmbench/Cube-v0 needs MuJoCo and ogbench: pip install 'wmbench[mujoco]' ({error})") from error
 
-from wmbench.envs.base import Factor, boolean, color, positive
+from wmbench.envs.base import Color, Factor, Flag, Number, Point, shown
 from wmbench.envs.mujoco_env import MujocoEnv
 
 SUCCESS_DISTANCE = 0.04  # m
 CUBE_SIZE = 0.04  # m, edge
 CUBE_AREA = ((0.3, -0.3), (0.55, 0.3))  # (x, y) low and high of ogbench's cube and target sampling
+WORKSPACE = ((0.25, -0.35), (0.6, 0.35))  # (x, y) low and high of where ogbench's gripper can go
 MIN_TARGET_DISTANCE = 0.08  # m: a sampled target needs the cube to move
 MIN_TELEPORT_JUMP = 0.1  # m
 MAX_CAMERA_OFFSET = 0.1  # m
@@ -71,18 +73,19 @@ CUBE_VEL = slice(NQ + len(JOINTS), NQ + NV)
 TARGET = slice(NQ + NV, NQ + NV + 7)
 
 
-def cube_size(name: str, value: Any) -> float:
-    size = positive(name, value)
-    if not 0.02 <= size <= 0.06:
-        raise ValueError(f"variation {name}={value!r}: the edge must be in [0.02, 0.06] m for the gripper to hold it")
-    return size
+@dataclass(frozen=True)
+class CameraOffset:
+    """A shift of the camera in world (x, y, z), metres, at most ``MAX_CAMERA_OFFSET`` long."""
 
+    def __str__(self) -> str:
+        return f"an (x, y, z) shift in metres at most {MAX_CAMERA_OFFSET:g} m long"
 
-def camera_offset(name: str, value: Any) -> tuple[float, float, float]:
-    offset = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else np.zeros(0)
-    if offset.shape != (3,) or not np.all(np.isfinite(offset)) or np.linalg.norm(offset) > MAX_CAMERA_OFFSET:
-        raise ValueError(f"variation {name}={value!r}: give an (x, y, z) shift in metres, at most {MAX_CAMERA_OFFSET} m long")
-    return tuple(float(x) for x in offset)
+    def __call__(self, value: Any) -> tuple[float, float, float]:
+        axis = (-MAX_CAMERA_OFFSET, MAX_CAMERA_OFFSET)
+        offset = Point(("x", "y", "z"), (axis[0],) * 3, (axis[1],) * 3)(value)
+        if math.hypot(*offset) > MAX_CAMERA_OFFSET:
+            raise ValueError("is too long")
+        return offset
 
 
 def yaw_quaternion(yaw: float) -> np.ndarray:
@@ -121,12 +124,14 @@ class CubeEnv(MujocoEnv):
     action_names = ("dx", "dy", "dz", "dyaw", "gripper")
     success_text = f"cube within {SUCCESS_DISTANCE:g} m of the goal state's cube position"
     VARIATIONS = {
-        "cube_color": Factor((245, 66, 84), "cube color", color),
-        "cube_size": Factor(CUBE_SIZE, "cube edge (m), 0.02-0.06; physical: mass and contacts follow", cube_size),
-        "floor_color": Factor((30, 37, 52), "mean color of the checkered floor (the pattern is kept)", color),
-        "light_intensity": Factor(1.0, "scale of every light's brightness", positive),
-        "camera_offset": Factor((0.0, 0.0, 0.0), f"shift of the camera in world (x, y, z), at most {MAX_CAMERA_OFFSET} m", camera_offset),
-        "target_visible": Factor(False, "draw the target as a translucent cube", boolean),
+        "cube_color": Factor((245, 66, 84), "cube color", Color()),
+        # The gripper holds cubes from 0.02 to 0.06 m.
+        "cube_size": Factor(CUBE_SIZE, "cube edge (m); physical: mass and contacts follow", Number(0.02, 0.06)),
+        "floor_color": Factor((30, 37, 52), "mean color of the checkered floor (the pattern is kept)", Color()),
+        # From dim (the scene still visible) to twice as bright (most colors saturate beyond).
+        "light_intensity": Factor(1.0, "scale of every light's brightness", Number(0.2, 2.0)),
+        "camera_offset": Factor((0.0, 0.0, 0.0), "shift of the camera in world (x, y, z), metres", CameraOffset()),
+        "target_visible": Factor(False, "draw the target as a translucent cube", Flag()),
     }
     RECOLOR_TARGETS = {"cube": "cube_color", "floor": "floor_color"}
     PRESETS = {
@@ -256,6 +261,8 @@ class CubeEnv(MujocoEnv):
 
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, target: str = "cube", position=None):
+        if not isinstance(target, str) or target not in ("cube", "arm"):
+            raise ValueError(f"{self.env_name}: teleport target={shown(target)} is unknown; Cube teleports the 'cube' or the 'arm'")
         before = self.get_state()
         after = before.copy()
         if target == "cube":
@@ -264,19 +271,15 @@ class CubeEnv(MujocoEnv):
                     position = self.np_random.uniform(*CUBE_AREA)
                     if np.linalg.norm(position - before[CUBE_POS][:2]) >= MIN_TELEPORT_JUMP:
                         break
-            xy = np.asarray(position, dtype=np.float64)
-            if xy.shape != (2,):
-                raise ValueError(f"teleport position={position!r}: give the cube's new (x, y) in metres")
+            xy = np.asarray(self._argument("teleport position", Point(("x", "y"), *WORKSPACE), position))
             after[CUBE_POSE] = self._resting_pose(xy, quaternion_yaw(before[CUBE_POSE][3:]))
             after[CUBE_VEL] = 0.0
             changed = CUBE_POS
-        elif target == "arm":
+        else:
             if position is not None:
-                raise ValueError("teleport target='arm' takes no position; the arm jumps to a random configuration")
+                raise ValueError(f"{self.env_name}: teleport target='arm' takes no position; the arm jumps to a random configuration")
             after[: len(JOINTS)] = self._random_arm_qpos(self.np_random)[: len(JOINTS)]
             after[NQ : NQ + len(JOINTS)] = 0.0
             changed = slice(0, len(ARM_JOINTS))
-        else:
-            raise ValueError(f"teleport target={target!r}: Cube teleports the 'cube' or the 'arm'")
         self._load_state(self._check_state(after, "the teleported state"))
         return {"target": target, "before": before[changed].tolist(), "after": after[changed].tolist()}

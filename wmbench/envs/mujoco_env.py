@@ -14,7 +14,7 @@ from typing import ClassVar
 import mujoco
 import numpy as np
 
-from wmbench.envs.base import WorldModelEnv, boolean
+from wmbench.envs.base import Flag, WorldModelEnv
 from wmbench.envs.mujoco_render import MujocoRenderer, texture_pixels, tint
 
 
@@ -34,10 +34,10 @@ class MujocoEnv(WorldModelEnv):
     ):
         super().__init__(**kwargs)
         self._render_options = {
-            "shadows": boolean("shadows", shadows),
-            "multisample": boolean("multisample", multisample),
-            "reflection": boolean("reflection", reflection),
-            "nearest_mesh": None if boolean("full_meshes", full_meshes) else self.nearest_mesh,
+            "shadows": self._argument("shadows", Flag(), shadows),
+            "multisample": self._argument("multisample", Flag(), multisample),
+            "reflection": self._argument("reflection", Flag(), reflection),
+            "nearest_mesh": None if self._argument("full_meshes", Flag(), full_meshes) else self.nearest_mesh,
         }
         self._renderer: MujocoRenderer | None = None
         self._scratch: mujoco.MjData | None = None

@@ -42,7 +42,7 @@ import numpy as np
 import pymunk
 import shapely
 
-from wmbench.envs.base import Factor, WorldModelEnv, boolean, color, non_negative, positive
+from wmbench.envs.base import Color, Factor, Flag, Number, OneOf, Point, WorldModelEnv
 from wmbench.envs.raster import fill_rects, stamp_box, stamp_disc
 
 ARENA = 512.0
@@ -103,18 +103,20 @@ class PushTEnv(WorldModelEnv):
     action_names = ("dx", "dy")
     success_text = "task goal: |(agent,block) xy error| < 20 and angle error < pi/9; task coverage: coverage > 0.95"
     VARIATIONS = {
-        "agent_color": Factor("RoyalBlue", "pusher color", color),
-        "block_color": Factor("LightSlateGray", "T outline color (filled 1.2x lighter)", color),
-        "goal_color": Factor("LightGreen", "color of the drawn goal T", color),
-        "wall_color": Factor("LightGray", "arena wall color", color),
-        "background_color": Factor("White", "background color", color),
-        "show_goal_region": Factor(False, "draw the goal T in every frame (default on for task='coverage')", boolean),
-        "block_scale": Factor(30.0, "T unit length: the crossbar is 4 x 1 units, the stem 1 x 3", positive),
-        "agent_radius": Factor(15.0, "pusher radius", positive),
-        "friction": Factor(0.0, "friction coefficient of every shape (reference: 0)", non_negative),
-        "damping": Factor(0.0, "pymunk space damping: fraction of velocity kept per second (reference: 0)", non_negative),
-        "kp": Factor(100.0, "PD controller position gain", positive),
-        "kv": Factor(20.0, "PD controller velocity gain", non_negative),
+        "agent_color": Factor("RoyalBlue", "pusher color", Color()),
+        "block_color": Factor("LightSlateGray", "T outline color (filled 1.2x lighter)", Color()),
+        "goal_color": Factor("LightGreen", "color of the drawn goal T", Color()),
+        "wall_color": Factor("LightGray", "arena wall color", Color()),
+        "background_color": Factor("White", "background color", Color()),
+        "show_goal_region": Factor(False, "draw the goal T in every frame (default on for task='coverage')", Flag()),
+        # Half to 1.5 times the reference: at 45 the T (180 wide) still fits the arena in any pose.
+        "block_scale": Factor(30.0, "T unit length: the crossbar is 4 x 1 units, the stem 1 x 3", Number(15.0, 45.0)),
+        "agent_radius": Factor(15.0, "pusher radius", Number(5.0, 30.0)),
+        "friction": Factor(0.0, "friction coefficient of every shape (reference: 0)", Number(0.0, 2.0)),
+        # Below 1, so a pushed block always comes to rest (at 1 one squeezed through a wall flies off for good).
+        "damping": Factor(0.0, "pymunk space damping: fraction of velocity kept per second (reference: 0)", Number(0.0, 0.9)),
+        "kp": Factor(100.0, "PD controller position gain; needs kv >= 2 sqrt(kp)", Number(25.0, 400.0)),
+        "kv": Factor(20.0, "PD controller velocity gain; at least 2 sqrt(kp), so the pusher does not overshoot", Number(10.0, 80.0)),
     }
     RECOLOR_TARGETS = {"block": "block_color", "agent": "agent_color", "background": "background_color"}
     PRESETS = {
@@ -127,9 +129,7 @@ class PushTEnv(WorldModelEnv):
     }
 
     def __init__(self, task: str = "goal", variation: str | dict[str, Any] | None = None, **kwargs):
-        if task not in ("goal", "coverage"):
-            raise ValueError(f"task={task!r}: PushT has task 'goal' (goal-reaching, default) and 'coverage' (reference)")
-        self.task = task
+        self.task = self._argument("task", OneOf(("goal", "coverage")), task)
         if task == "coverage":  # the reference task shows its goal T unless told otherwise
             explicit = self.PRESETS.get(variation, {}) if isinstance(variation, str) else (variation or {})
             variation = {**self.resolve_variation(variation), "show_goal_region": explicit.get("show_goal_region", True)}
@@ -139,6 +139,14 @@ class PushTEnv(WorldModelEnv):
         self._background_image: np.ndarray | None = None
         self._space: pymunk.Space | None = None
         self._loaded_state: np.ndarray | None = None
+
+    @classmethod
+    def _check_together(cls, variation):
+        kp, kv = variation["kp"], variation["kv"]
+        if kv < 2 * math.sqrt(kp):  # an under-damped PD overshoots its target and carries the pusher out of the arena
+            raise ValueError(
+                f"{cls.env_name}: variation kp={kp:g} with kv={kv:g} under-damps the pusher; give kv >= 2 sqrt(kp) = {2 * math.sqrt(kp):g}"
+            )
 
     # ------------------------------------------------------------------ physics
     def _sample_state(self, rng):
@@ -281,18 +289,23 @@ class PushTEnv(WorldModelEnv):
 
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, target: str = "block", position=None, angle=None):
+        target = self._argument("teleport target", OneOf(("block", "agent")), target)
+        if position is not None:
+            position = self._argument("teleport position", Point(("x", "y"), (0.0, 0.0), (ARENA, ARENA)), position)
+        if angle is not None:
+            if target == "agent":
+                raise ValueError(f"{self.env_name}: teleport target='agent' takes no angle (the pusher is a disc)")
+            angle = self._argument("teleport angle", Number(-math.pi, math.pi), angle)
         state = self.get_state()
         if target == "block":
             before = state[2:5].tolist()
             state[2:4] = self.np_random.integers(100, 400, size=2) if position is None else position
             state[4] = self.np_random.uniform(-math.pi, math.pi) if angle is None else angle
             after = state[2:5].tolist()
-        elif target == "agent":
+        else:
             before = state[0:2].tolist()
             state[0:2] = self.np_random.integers(50, 450, size=2) if position is None else position
             state[5:7] = 0.0
             after = state[0:2].tolist()
-        else:
-            raise ValueError(f"teleport target={target!r}: PushT teleports 'block' or 'agent'")
         self._load_state(self._check_state(state, "teleported state"))
         return {"target": target, "before": before, "after": after}

@@ -43,7 +43,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"wmbench/Reacher-v0 needs MuJoCo and dm_control: pip install 'wmbench[mujoco]' ({error})") from error
 
-from wmbench.envs.base import Factor, boolean, color, positive
+from wmbench.envs.base import Color, Factor, Flag, Number, Point, shown
 from wmbench.envs.mujoco_env import MujocoEnv
 from wmbench.envs.mujoco_render import HIDDEN_GROUP
 
@@ -70,12 +70,13 @@ class ReacherEnv(MujocoEnv):
     action_names = ("shoulder_torque", "wrist_torque")
     success_text = f"every joint within {SUCCESS_TOLERANCE:g} rad of the goal configuration (angles modulo 2 pi)"
     VARIATIONS = {
-        "link_color": Factor((179, 128, 77), "color of both links", color),
-        "floor_color": Factor((38, 64, 89), "mean color of the checkered floor (the pattern is kept)", color),
-        "target_color": Factor((153, 77, 77), "color of the target marker", color),
-        "target_visible": Factor(False, "draw the target marker at the goal's fingertip position", boolean),
-        "arm_density": Factor(1000.0, "density of the upper link (kg/m^3)", positive),
-        "hand_density": Factor(1000.0, "density of the lower link and fingertip (kg/m^3)", positive),
+        "link_color": Factor((179, 128, 77), "color of both links", Color()),
+        "floor_color": Factor((38, 64, 89), "mean color of the checkered floor (the pattern is kept)", Color()),
+        "target_color": Factor((153, 77, 77), "color of the target marker", Color()),
+        "target_visible": Factor(False, "draw the target marker at the goal's fingertip position", Flag()),
+        # A quarter to 4 times water's: the damped joints stay stable (and under 7 rad/s) throughout.
+        "arm_density": Factor(1000.0, "density of the upper link (kg/m^3)", Number(250.0, 4000.0)),
+        "hand_density": Factor(1000.0, "density of the lower link and fingertip (kg/m^3)", Number(250.0, 4000.0)),
     }
     RECOLOR_TARGETS = {"links": "link_color", "floor": "floor_color", "target": "target_color"}
     PRESETS = {
@@ -163,8 +164,10 @@ class ReacherEnv(MujocoEnv):
 
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, target: str = "arm", joints=None):
-        if target != "arm":
-            raise ValueError(f"teleport target={target!r}: Reacher teleports only the 'arm'")
+        if not isinstance(target, str) or target != "arm":
+            raise ValueError(f"{self.env_name}: teleport target={shown(target)} is unknown; Reacher teleports only the 'arm'")
+        if joints is not None:
+            joints = self._argument("teleport joints", Point(("shoulder", "wrist"), (-np.pi, -WRIST_LIMIT), (np.pi, WRIST_LIMIT)), joints)
         before = self.get_state()
         if joints is None:
             while True:  # a jump big enough to see

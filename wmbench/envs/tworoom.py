@@ -37,11 +37,12 @@ perturb             ``teleport(target="agent", position=)``: a jump to the given
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from wmbench.envs.base import Factor, WorldModelEnv, boolean, color, positive
+from wmbench.envs.base import Color, Factor, Flag, Number, WorldModelEnv, is_real, shown
 from wmbench.envs.raster import fill_rects, stamp_disc
 
 WORLD = 224.0
@@ -55,13 +56,20 @@ MAX_DOORS = 3
 OVERLAP_TOLERANCE = 1e-9  # a disc resting on a wall sits at its radius up to rounding
 
 
-def door_centers(name: str, value: Any) -> tuple[float, ...]:
-    """One door center (y) or a sequence of 1 to 3 of them, as a sorted tuple of floats."""
-    centers = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
-    numbers = all(isinstance(c, (int, float, np.number)) and not isinstance(c, bool) and math.isfinite(c) for c in centers)
-    if not (numbers and 1 <= len(centers) <= MAX_DOORS):
-        raise ValueError(f"variation {name}={value!r}: give the y of 1 to {MAX_DOORS} door centers (finite numbers)")
-    return tuple(sorted(float(c) for c in centers))
+@dataclass(frozen=True)
+class DoorCenters:
+    """One door center (y) or a sequence of 1 to 3 of them, each between the borders; a sorted tuple."""
+
+    def __str__(self) -> str:
+        return f"the y of 1 to {MAX_DOORS} door centers, each {Number(BORDER, WORLD - BORDER)}"
+
+    def __call__(self, value: Any) -> tuple[float, ...]:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        centers = list(value) if isinstance(value, (list, tuple)) else [value] if is_real(value) else None
+        if centers is None or not 1 <= len(centers) <= MAX_DOORS:
+            raise ValueError(f"is not 1 to {MAX_DOORS} door centers")
+        return tuple(sorted(Number(BORDER, WORLD - BORDER)(c) for c in centers))
 
 
 def wall_pieces(centers: tuple[float, ...], half_size: float) -> tuple[tuple[float, float, float, float], ...]:
@@ -90,16 +98,17 @@ class TwoRoomEnv(WorldModelEnv):
     proprio_names = ("agent_x", "agent_y")
     action_names = ("dx", "dy")
     success_text = f"distance from the agent to the goal position < {SUCCESS_DISTANCE:g}"
+    # The radius and speed bound the motion's substeps (speed / (radius / 2)): at most 25 here.
     VARIATIONS = {
-        "agent_color": Factor((255, 0, 0), "agent color", color),
-        "wall_color": Factor((0, 0, 0), "border and middle wall color", color),
-        "background_color": Factor((255, 255, 255), "floor color", color),
-        "target_color": Factor((0, 255, 0), "color of the goal dot (drawn only with show_target)", color),
-        "show_target": Factor(False, "draw the goal position as a dot in every frame", boolean),
-        "agent_radius": Factor(7.0, "agent disc radius (units); must be smaller than door_half_size", positive),
-        "speed": Factor(5.0, "distance moved per step at full action (units)", positive),
-        "door_centers": Factor((49.0,), f"y of each door's center, 1 to {MAX_DOORS} doors", door_centers),
-        "door_half_size": Factor(14.0, "half the height of every door (units)", positive),
+        "agent_color": Factor((255, 0, 0), "agent color", Color()),
+        "wall_color": Factor((0, 0, 0), "border and middle wall color", Color()),
+        "background_color": Factor((255, 255, 255), "floor color", Color()),
+        "target_color": Factor((0, 255, 0), "color of the goal dot (drawn only with show_target)", Color()),
+        "show_target": Factor(False, "draw the goal position as a dot in every frame", Flag()),
+        "agent_radius": Factor(7.0, "agent disc radius (units); must be smaller than door_half_size", Number(3.5, 14.0)),
+        "speed": Factor(5.0, "distance moved per step at full action (units)", Number(1.0, 30.0)),
+        "door_centers": Factor((49.0,), f"y of each door's center, 1 to {MAX_DOORS} doors", DoorCenters()),
+        "door_half_size": Factor(14.0, "half the height of every door (units); must exceed agent_radius", Number(4.0, 28.0)),
     }
     RECOLOR_TARGETS = {"agent": "agent_color", "walls": "wall_color", "background": "background_color"}
     PRESETS = {
@@ -118,26 +127,27 @@ class TwoRoomEnv(WorldModelEnv):
         self._pixel_size = (WORLD / self.width, WORLD / self.height)
         self._walls_key: tuple | None = None
         self._walls_image: np.ndarray | None = None
-        self._apply_variation()  # a bad geometry fails at construction, not at the first reset
+        self._apply_variation()  # the geometry, so that states can be checked before the first reset
+
+    @classmethod
+    def _check_together(cls, variation):
+        radius, half_size = variation["agent_radius"], variation["door_half_size"]
+        if half_size <= radius:
+            raise ValueError(
+                f"{cls.env_name}: variation door_half_size={half_size:g} with agent_radius={radius:g}: a door must be wider than the "
+                "agent (half size > radius), or the goal room is unreachable"
+            )
+        for center in variation["door_centers"]:
+            if center - half_size < BORDER or center + half_size > WORLD - BORDER:
+                raise ValueError(
+                    f"{cls.env_name}: variation door_centers={variation['door_centers']}: the door at y={center:g} (half size "
+                    f"{half_size:g}) must lie between the borders, y in [{BORDER:g}, {WORLD - BORDER:g}]"
+                )
 
     def _apply_variation(self):
         v = self.variation
-        radius, half_size = v["agent_radius"], v["door_half_size"]
-        if radius >= (WALL_LEFT - BORDER) / 2:
-            raise ValueError(f"variation agent_radius={radius:g}: the agent must fit in a room (radius < {(WALL_LEFT - BORDER) / 2:g})")
-        if half_size <= radius:
-            raise ValueError(
-                f"variation door_half_size={half_size:g} with agent_radius={radius:g}: a door must be wider than the agent "
-                "(half size > radius), or the goal room is unreachable"
-            )
-        for center in v["door_centers"]:
-            if center - half_size < BORDER or center + half_size > WORLD - BORDER:
-                raise ValueError(
-                    f"variation door_centers={v['door_centers']}: the door at y={center:g} (half size {half_size:g}) "
-                    f"must lie between the borders, y in [{BORDER:g}, {WORLD - BORDER:g}]"
-                )
-        self._radius, self._speed = radius, v["speed"]
-        self._pieces = wall_pieces(v["door_centers"], half_size)
+        self._radius, self._speed = v["agent_radius"], v["speed"]
+        self._pieces = wall_pieces(v["door_centers"], v["door_half_size"])
         walls_key = (v["wall_color"], v["background_color"], self._pieces)
         if walls_key != self._walls_key:
             self._walls_key, self._walls_image = walls_key, self._draw_walls()
@@ -244,8 +254,8 @@ class TwoRoomEnv(WorldModelEnv):
 
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, target: str = "agent", position=None):
-        if target != "agent":
-            raise ValueError(f"teleport target={target!r}: TwoRoom teleports only the 'agent'")
+        if not isinstance(target, str) or target != "agent":
+            raise ValueError(f"{self.env_name}: teleport target={shown(target)} is unknown; it teleports only the 'agent'")
         before = self.get_state()
         if position is None:
             position = self._random_position(self.np_random, left_room=before[0] >= WALL_X)

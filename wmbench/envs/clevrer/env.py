@@ -49,12 +49,11 @@ perturb             ``teleport(object=, position=)``: the object jumps to (x, y)
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import mujoco
 import numpy as np
 
-from wmbench.envs.base import Factor, color as color_value, positive
+from wmbench.envs.base import Color, Factor, Number, OrNone, Point, shown
 from wmbench.envs.clevrer.physics import (
     CAMERA_NAME,
     FLOOR_RGB,
@@ -118,14 +117,6 @@ def scene_state(scene: Scene) -> np.ndarray:
     return state
 
 
-def object_count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 3 <= value <= MAX_OBJECTS:
-        raise ValueError(f"variation {name}={value!r}: give a number of objects from 3 to {MAX_OBJECTS}, or None for a random one")
-    return int(value)
-
-
 class ClevrerEnv(MujocoEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": FRAMES / DURATION}
     env_name = "CLEVRER"
@@ -137,9 +128,10 @@ class ClevrerEnv(MujocoEnv):
     action_names = ("object", "angle", "speed", "push")
     success_text = f"at the goal's frame (the end of the passive video), every object within {SUCCESS_DISTANCE:g} m of its goal position"
     VARIATIONS = {
-        "objects": Factor(None, f"objects in a sampled scene, 3-{MAX_OBJECTS}; None: uniform", object_count),
-        "floor_color": Factor(FLOOR_RGB, "table color", color_value),
-        "light_intensity": Factor(1.0, "scale of every light's brightness", positive),
+        "objects": Factor(None, "objects in a sampled scene", OrNone(Number(3, MAX_OBJECTS, integer=True), "uniform")),
+        "floor_color": Factor(FLOOR_RGB, "table color", Color()),
+        # From dim (the scene still visible) to twice as bright (most colors saturate beyond).
+        "light_intensity": Factor(1.0, "scale of every light's brightness", Number(0.2, 2.0)),
     }
     PRESETS = {
         "standard": {},
@@ -298,9 +290,10 @@ class ClevrerEnv(MujocoEnv):
         """``object`` checked, or a random object in view (any present one if none is)."""
         present = [i for i, kind in enumerate(self._layout) if kind is not None]
         if object is not None:
+            object = self._argument("object", Number(0, MAX_OBJECTS - 1, integer=True), object)
             if object not in present:
                 raise ValueError(f"{self.env_name}: object={object!r} is not in the scene; present: {present}")
-            return int(object)
+            return object
         if not present:
             raise ValueError(f"{self.env_name}: no object left to perturb")
         visible = [i for i, row in zip(self.sim.ids, self.sim.qpos) if CAMERA.in_view(row[:3])]
@@ -321,22 +314,22 @@ class ClevrerEnv(MujocoEnv):
                         and all(np.linalg.norm(xy - at) >= FOOTPRINT_RADII[shape] + FOOTPRINT_RADII[kind] + GAP for at, kind in others)):
                     break
         else:
-            xy = np.asarray(position, dtype=np.float64)
-            if xy.shape != (2,) or not np.all(np.isfinite(xy)):
-                raise ValueError(f"teleport position={position!r}: give the object's new (x, y) in metres")
+            xy = self._argument("teleport position", Point(("x", "y"), _SLOT_LOW[XY], _SLOT_HIGH[XY]), position)
         slot[XY] = xy
         self._load_state(state)
         return {"object": i, "before": before.tolist(), "after": slot[XY].tolist()}
 
     def _perturb_recolor(self, target: str = "object", object: int | None = None, color=None):
-        if target != "object":
+        if not isinstance(target, str) or target != "object":
+            if object is not None:
+                raise ValueError(f"{self.env_name}: recolor target={shown(target)} takes no object; leave target unset to recolor an object")
             return super()._perturb_recolor(target, color)
         i = self._pick_object(object)
         own = _CODES[1][self._layout[i][1]]
         before = self._repainted.get(i, COLORS[own])
         if color is None:
             color = self.np_random.choice([name for name, rgb in COLORS.items() if rgb != before])
-        after = COLORS[color] if isinstance(color, str) and color in COLORS else color_value("color", color)
+        after = COLORS[color] if isinstance(color, str) and color in COLORS else self._argument("recolor color", Color(), color)
         self._repainted[i] = after
         if self._renderer is not None:
             self._apply_variation()

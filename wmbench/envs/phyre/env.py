@@ -40,11 +40,13 @@ perturb             ``teleport(index=, position=, angle=)``: moves a dynamic obj
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pymunk
 
-from wmbench.envs.base import Factor, WorldModelEnv, color
+from wmbench.envs.base import Color, Factor, Number, OneOf, OrNone, Point, WorldModelEnv
 from wmbench.envs.phyre import simulation as sim
 from wmbench.envs.phyre.splits import FOLDS, split_tasks
 from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, task
@@ -79,35 +81,19 @@ def solved_state(template: int, index: int) -> np.ndarray:
     return world_state(world, template, index, steps)
 
 
-def _template(name, value):
-    if value is None:
-        return None
-    names = list(TEMPLATES)
-    if isinstance(value, str) and value in TEMPLATES:
-        return names.index(value)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(names):
-        return int(value)
-    raise ValueError(f"variation {name}={value!r}: a template number 0-{len(names) - 1} or one of {names}")
+@dataclass(frozen=True)
+class Template:
+    """A template by number or by name; its number."""
 
+    def __str__(self) -> str:
+        return f"a template number from 0 to {len(TEMPLATES) - 1} or its name"
 
-def _task(name, value):
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < TASKS_PER_TEMPLATE:
-        return int(value)
-    raise ValueError(f"variation {name}={value!r}: a task index 0-{TASKS_PER_TEMPLATE - 1}")
-
-
-def _split(name, value):
-    if value is None or value in ("within", "cross"):
-        return value
-    raise ValueError(f"variation {name}={value!r}: within, cross, or None (every task)")
-
-
-def _fold(name, value):
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < FOLDS:
-        return int(value)
-    raise ValueError(f"variation {name}={value!r}: a fold 0-{FOLDS - 1}")
+    def __call__(self, value: Any) -> int:
+        if isinstance(value, str):
+            if value not in TEMPLATES:
+                raise ValueError(f"is not a template name ({', '.join(TEMPLATES)})")
+            return list(TEMPLATES).index(value)
+        return Number(0, len(TEMPLATES) - 1, integer=True)(value)
 
 
 class PhyreEnv(WorldModelEnv):
@@ -122,12 +108,12 @@ class PhyreEnv(WorldModelEnv):
     success_text = "the green object touches a blue or purple one for 3 s (180 physics steps)"
     PERTURBATIONS = ("teleport", "recolor", "pass_through")
     VARIATIONS = {
-        "template": Factor(None, "template name or number (None: drawn from the seed)", _template),
-        "task": Factor(None, "task index 0-99 (None: drawn from the seed)", _task),
-        "split": Factor(None, "draw tasks only from the training side of this split: within or cross (None: every task)", _split),
-        "fold": Factor(0, "the fold (0-4) of `split` whose training tasks are drawn", _fold),
-        **{f"{name}_color": Factor(rgb, f"color of {name} objects", color) for name, rgb in sim.COLORS.items()},
-        "background_color": Factor(sim.BACKGROUND, "background color", color),
+        "template": Factor(None, "the task's template", OrNone(Template(), "drawn from the seed")),
+        "task": Factor(None, "the task's index in its template", OrNone(Number(0, TASKS_PER_TEMPLATE - 1, integer=True), "drawn from the seed")),
+        "split": Factor(None, "draw tasks only from the training side of this split", OrNone(OneOf(("within", "cross")), "every task")),
+        "fold": Factor(0, "the fold of `split` whose training tasks are drawn", Number(0, FOLDS - 1, integer=True)),
+        **{f"{name}_color": Factor(rgb, f"color of {name} objects", Color()) for name, rgb in sim.COLORS.items()},
+        "background_color": Factor(sim.BACKGROUND, "background color", Color()),
     }
     RECOLOR_TARGETS = {
         "goal": "green_color",
@@ -139,9 +125,7 @@ class PhyreEnv(WorldModelEnv):
     PRESETS = {"standard": {}, "recolored": {"green_color": "Orange", "purple_color": "Teal", "background_color": "Beige"}}
 
     def __init__(self, stride: int = sim.FPS, **kwargs):
-        if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= sim.MAX_STEPS:
-            raise ValueError(f"stride={stride!r}: physics steps per env step, an integer in 1-{sim.MAX_STEPS}")
-        self.stride = int(stride)
+        self.stride = self._argument("stride", Number(1, sim.MAX_STEPS, integer=True), stride)
         super().__init__(**kwargs)
         self._world: sim.World | None = None
         self._loaded_state: np.ndarray | None = None
@@ -149,12 +133,18 @@ class PhyreEnv(WorldModelEnv):
         self._invalid = False
         self._ghost: tuple[int, int] | None = None  # (object, physics steps left) of a pass_through
 
+    @classmethod
+    def _check_together(cls, variation):
+        if variation["split"] is not None and (variation["template"] is not None or variation["task"] is not None):
+            raise ValueError(
+                f"{cls.env_name}: variation split={variation['split']!r} draws the task from a fold's training side; "
+                "leave `template` and `task` unset with it"
+            )
+
     # ------------------------------------------------------------------ physics
     def _sample_state(self, rng):
         v = self.variation
         if v["split"] is not None:
-            if v["template"] is not None or v["task"] is not None:
-                raise ValueError("variation: `split` draws the task from a fold's training side; leave `template` and `task` unset with it")
             train, _ = split_tasks(v["split"], v["fold"], seed=0)
             name, index = parse_task_id(train[int(rng.integers(len(train)))])
             template = list(TEMPLATES).index(name)
@@ -205,8 +195,8 @@ class PhyreEnv(WorldModelEnv):
         return len(self._world.scene.things) > len(task(*self._task_id).things)
 
     def is_valid_action(self, action: np.ndarray) -> bool:
-        """Whether ``action`` (in [-1, 1]^3) would place a valid ball in the current scene."""
-        return not self.placed and sim.is_valid(self._world.scene, (np.asarray(action, dtype=float) + 1.0) / 2.0)
+        """Whether ``action`` (in [-1, 1]^3, checked and clipped as ``step`` does) would place a valid ball in the current scene."""
+        return not self.placed and sim.is_valid(self._world.scene, (self._check_action(action) + 1.0) / 2.0)
 
     def _simulate(self, action):
         self._invalid = False
@@ -259,9 +249,13 @@ class PhyreEnv(WorldModelEnv):
     # ------------------------------------------------------------------ perturbations
     def _perturb_teleport(self, index: int | None = None, position=None, angle=None):
         world = self._world
-        index = world.goal if index is None else index
-        if not 0 <= index < len(world.bodies) or not world.scene.things[index].dynamic:
-            raise ValueError(f"teleport index={index}: choose a dynamic object (the green one is {world.goal})")
+        index = world.goal if index is None else self._argument("teleport index", Number(0, len(world.bodies) - 1, integer=True), index)
+        if not world.scene.things[index].dynamic:
+            raise ValueError(f"{self.env_name}: teleport index={index} is a static object; choose a dynamic one (the green one is {world.goal})")
+        if position is not None:
+            position = self._argument("teleport position", Point(("x", "y"), (0.0, 0.0), (sim.SIZE, sim.SIZE)), position)
+        if angle is not None:
+            angle = self._argument("teleport angle", Number(-np.pi, np.pi), angle)
         state = self.get_state()
         slot = self._slots(state)[index]
         before = slot[:3].tolist()
@@ -279,9 +273,10 @@ class PhyreEnv(WorldModelEnv):
             below = world.space.point_query((world.bodies[world.goal].position.x, bottom - 1.0), 0.0, pymunk.ShapeFilter())
             static = [world.bodies.index(q.shape.body) for q in below if not world.scene.things[world.bodies.index(q.shape.body)].dynamic]
             index = static[0] if static else 0
-        if not 0 <= index < len(world.bodies):
-            raise ValueError(f"pass_through index={index}: the scene has objects 0-{len(world.bodies) - 1}")
+        else:
+            index = self._argument("pass_through index", Number(0, len(world.bodies) - 1, integer=True), index)
+        steps = self._argument("pass_through steps", Number(1, sim.MAX_STEPS, integer=True), steps)
         for shape in world.shapes[index]:
             shape.filter = pymunk.ShapeFilter(categories=0, mask=0)
-        self._ghost = (index, int(steps))
-        return {"index": index, "steps": int(steps)}
+        self._ghost = (index, steps)
+        return {"index": index, "steps": steps}
