@@ -1,4 +1,4 @@
-"""What plans in the goal-reaching loop: one interface, three controllers.
+"""What plans in the goal-reaching loop: one interface, four controllers.
 
 A controller receives a ``PlanRequest`` for the unfinished episodes of an evaluation and returns
 their next ``horizon`` action blocks, ``[B, H, action_block * action_dim]`` env actions in [-1, 1]:
@@ -7,7 +7,11 @@ their next ``horizon`` action blocks, ``[B, H, action_block * action_dim]`` env 
 ``LatentController``     a world model: the cost of a candidate is the model's cost between the last
                          latent it predicts and the goal image's latent
 ``SimulatorController``  ``oracle``: the true simulator rolls each candidate out from the episode's
-                         state, and the cost is the env's ``goal_cost``, the ceiling of env and planner
+                         state (``simulators.py``, batched), and the cost is the smallest of the env's
+                         ``goal_cost`` along the rollout: the ceiling of env and planner
+``ExpertController``     ``expert``: the env's scripted data policy, without its action noise, steered
+                         to the episode's goal state (Two-Room's door expert, Cube's ogbench oracle);
+                         its plan is what the policy does in a copy of the env from the episode's state
 ``RandomController``     ``random``: uniform random action blocks, the floor
 =======================  ===========================================================================
 """
@@ -22,7 +26,9 @@ import numpy as np
 import torch
 
 import wmbench
-from wmbench.planning import Planner
+from wmbench.eval.simulators import goal_costs
+from wmbench.planning import Planner, episode_seed
+from wmbench.policies import Policy, make_policy
 from wmbench.protocol import ORACLE
 from wmbench.world_model import WorldModel, squared_l2_to_goal
 
@@ -116,25 +122,15 @@ class SimulatorController(Controller):
     def __init__(self, env_name: str, planner: Planner, goal_states: np.ndarray):
         if planner.differentiable:
             raise ValueError(f"--planner {planner.name} needs a differentiable cost; the oracle's simulator is not: use cem, mppi or icem")
-        self.planner, self.goal_states = planner, goal_states
-        self.sim = wmbench.make(env_name, obs_type="state", terminate_on_success=False).unwrapped
-        self.sim.reset(seed=0)
+        self.env_name, self.planner, self.goal_states = env_name, planner, goal_states
+        self.action_dim = planner.action_size // self.action_block
 
     def plan(self, request: PlanRequest) -> torch.Tensor:
-        sim, action_dim, states = self.sim, self.sim.action_space.shape[0], request.states
+        goals = self.goal_states[request.episodes]
 
-        def cost(actions: torch.Tensor) -> torch.Tensor:
-            blocks = actions.detach().cpu().numpy()
-            costs = np.empty(blocks.shape[:2])
-            for b, episode in enumerate(request.episodes):
-                for n in range(blocks.shape[1]):
-                    sim.set_state(states[b])
-                    best = np.inf
-                    for action in blocks[b, n].reshape(-1, action_dim):
-                        sim.step(action)
-                        best = min(best, sim.goal_cost(sim.get_state(), self.goal_states[episode]))
-                    costs[b, n] = best
-            return torch.as_tensor(costs, dtype=torch.float32)
+        def cost(actions: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] action blocks -> [B, N]
+            steps = actions.detach().cpu().numpy().reshape(*actions.shape[:2], -1, self.action_dim)
+            return torch.as_tensor(goal_costs(self.env_name, request.states, steps, goals), dtype=torch.float32)
 
         return self.planner.plan(cost, len(request.episodes), init=request.warm_start, episode_ids=request.episodes)
 
@@ -143,6 +139,48 @@ class SimulatorController(Controller):
 
     def describe_planner(self) -> dict[str, Any]:
         return self.planner.config()
+
+
+class ExpertController(Controller):
+    """A scripted expert: the env's data policy without action noise, aimed at each episode's goal state.
+
+    The policy acts on the exact state at every env step; to fit the loop's plans it acts in a copy
+    of the env from the episode's state, and its actions there are the plan (the env is
+    deterministic, so the episode follows them to the same states). Each episode keeps its policy
+    across plans, so a policy with phases (grasp, carry, place) carries on where it was.
+    """
+
+    action_block, history, image_size = ORACLE.action_block, 1, (ORACLE_RESOLUTION, ORACLE_RESOLUTION)
+    device = torch.device("cpu")
+    POLICIES = {"tworoom": "expert", "cube": "oracle"}  # env -> its expert data policy
+
+    def __init__(self, env_name: str, horizon: int, goal_states: np.ndarray, seed: int):
+        if env_name not in self.POLICIES:
+            raise ValueError(f"--model expert: {env_name} has no scripted expert; the envs with one: {', '.join(self.POLICIES)}")
+        self.policy_name, self.horizon, self.goal_states, self.seed = self.POLICIES[env_name], horizon, goal_states, seed
+        self.sim = wmbench.make(env_name, obs_type="state", resolution=8, terminate_on_success=False).unwrapped
+        self.policies: dict[int, Policy] = {}
+
+    def plan(self, request: PlanRequest) -> torch.Tensor:
+        steps = self.horizon * self.action_block
+        plans = np.empty((len(request.episodes), steps, self.sim.action_space.shape[0]), np.float32)
+        for row, (episode, state) in enumerate(zip(request.episodes.tolist(), request.states)):
+            self.sim.reset(options={"state": state, "goal_state": self.goal_states[episode]})
+            policy = self.policies.get(episode)
+            if policy is None:
+                policy = self.policies[episode] = make_policy(self.sim, self.policy_name, seed=episode_seed(self.seed, episode, 0))
+                policy.noise_sd = 0.0
+                policy.reset()
+            for step in range(steps):
+                plans[row, step] = policy.act()
+                self.sim.step(plans[row, step])
+        return torch.from_numpy(plans.reshape(len(request.episodes), self.horizon, -1))
+
+    def describe_model(self) -> dict[str, Any]:
+        return {"name": "expert", "source": "expert", "sha256": None, "parameters": 0}
+
+    def describe_planner(self) -> dict[str, Any]:
+        return {"name": "expert", "policy": self.policy_name, "noise_sd": 0.0, "horizon": self.horizon}
 
 
 class RandomController(Controller):
