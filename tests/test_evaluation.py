@@ -55,6 +55,17 @@ def test_random_stays_near_the_floor(env_name):
     assert random["timing"]["planning_calls"] == 2  # budget 50 = 10 blocks of 5; a plan of 5 blocks each time
 
 
+def test_the_scripted_expert_reaches_two_room_goals():
+    results, _ = evaluate("expert", "tworoom", EvalSettings(episodes=12), progress=False)
+    validate(results)
+    assert results["model"]["source"] == "expert" and results["success"]["successes"] == 12, results["episodes"]
+
+
+def test_the_expert_is_refused_where_the_env_has_none():
+    with pytest.raises(ValueError, match="pusht has no scripted expert"):
+        evaluate("expert", "pusht", EvalSettings(episodes=1), progress=False)
+
+
 def test_end_to_end_eval_of_a_tiny_exported_model(tmp_path, capsys):
     from wmbench.checkpoint import export
     from wmbench.testing import TinyWorldModel
@@ -92,7 +103,7 @@ def test_the_shipped_checkpoint_evaluates_on_pusht_with_the_defaults(tmp_path):
     assert main(["eval", "--model", str(checkpoint), "--env", "pusht", "--episodes", "2", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     validate(results)
-    assert results["planner"]["samples"] == 300 and results["planner"]["iterations"] == 30  # REFERENCE.md s.1
+    assert results["planner"]["samples"] == 300 and results["planner"]["iterations"] == 30  # the standard CEM: docs/protocol.md#planning
     assert results["model"]["meta"]["image_size"] == [64, 64] and results["env"]["id"] == "wmbench/PushT-v0"
     assert results["model"]["name"] == "lewm-cpu" and results["model"]["parameters"] == 1_852_032
 

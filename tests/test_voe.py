@@ -4,7 +4,8 @@ The model under test is a hand-made oracle for Two-Room: its latent is the agent
 read off the frame as the centroid of the pixels that differ from the empty room (so it does not
 care what color the agent is), and it predicts the next position as the last one plus the
 action block's displacement. It foresees normal motion almost exactly, cannot foresee a
-teleport, and barely notices a recolored agent.
+teleport, and barely notices a recolored agent. It has no weights, so its null is the random
+encoder; a small network with weights is measured against its untrained copy.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import torch
 
 import wmbench
 from wmbench.envs.tworoom import BORDER, WORLD
-from wmbench.eval.voe import _perturb, plot_voe, run_voe
-from wmbench.stats import auroc, midranks, paired_t_test, student_t_two_sided_p
+from wmbench.eval.results import validate
+from wmbench.eval.voe import (NULLS, RandomPixelEncoder, _perturb, estimate_batch_norm, normalized_scores, null_model, plot_voe,
+                              run_voe, untrained_copy)
+from wmbench.stats import auroc, midranks, paired_effect_size, paired_t_test, student_t_two_sided_p
 from wmbench.world_model import ModelMeta
 
 SIZE, HISTORY, BLOCK = 64, 2, 5
@@ -239,3 +242,121 @@ def test_plot_is_skipped_with_a_note_without_matplotlib(result, tmp_path, monkey
     assert not (tmp_path / "voe.png").exists()
     note = capsys.readouterr().err
     assert "matplotlib is not installed" in note and note.count("\n") == 1
+
+
+# ---------------------------------------------------------------------- the null
+def test_a_model_without_parameters_is_measured_against_the_random_encoder(result):
+    null = result["null"]
+    assert null["kind"] == "random-encoder" and null["name"] == "random-encoder" and null["seed"] == 0
+    assert result["definitions"]["null"] == NULLS["random-encoder"]
+    assert set(null["conditions"]) == {"normal", "teleport", "recolor"} == set(null["summary"]) | {"normal"}
+    at = result["model_steps"].index(result["settings"]["perturb_model_step"])
+    normal, teleport = (np.array(null["conditions"][c]["curves"]) for c in ("normal", "teleport"))
+    assert normal.shape == (EPISODES, len(result["model_steps"]))
+    np.testing.assert_array_equal(teleport[:, :at], normal[:, :at])  # the same paired trajectories
+    for kind, scores in result["normalized"].items():
+        assert scores["auroc_over_null"] == pytest.approx(result["summary"][kind]["auroc"] - null["summary"][kind]["auroc"])
+        assert scores["effect_size_over_null"] == pytest.approx(result["summary"][kind]["effect_size"] - null["summary"][kind]["effect_size"])
+
+
+def test_the_random_encoder_sees_the_pixel_change_between_frames():
+    meta = ModelMeta(image_size=(32, 32), history=2, action_block=BLOCK, action_dim=2, latent_shape=(4, 3), name="m")
+    encoder = RandomPixelEncoder(meta, seed=5)
+    assert encoder.meta.latent_shape == (4, 3) and encoder.meta.name == "random-encoder"
+    assert torch.equal(encoder.projection, RandomPixelEncoder(meta, seed=5).projection)
+    assert not torch.equal(encoder.projection, RandomPixelEncoder(meta, seed=6).projection)
+    pixels = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    latents = encoder.encode(pixels)
+    assert latents.shape == (2, 3, 4, 3)
+    predicted = encoder.rollout(latents[:, :2], torch.zeros(2, 4, BLOCK * 2))
+    assert predicted.shape == (2, 2, 4, 3) and torch.equal(predicted, latents[:, 1:2].expand(-1, 2, -1, -1))  # nothing moves
+    pooled = torch.nn.functional.avg_pool2d(pixels.flatten(0, 1).float() / 255, 2).flatten(1)  # 32 px -> 16 x 16 averages
+    np.testing.assert_allclose(latents.flatten(0, 1).flatten(1), pooled @ encoder.projection, rtol=1e-5, atol=1e-5)
+
+
+class SmallNet(torch.nn.Module):
+    """A protocol model with a conv, a BatchNorm, a bare parameter and a linear predictor: every kind of weight a null resets."""
+
+    def __init__(self):
+        super().__init__()
+        self.meta = ModelMeta(image_size=(SIZE, SIZE), history=HISTORY, action_block=BLOCK, action_dim=2, latent_shape=(8,), name="small")
+        self.conv = torch.nn.Conv2d(3, 8, kernel_size=8, stride=8)
+        self.norm = torch.nn.BatchNorm1d(8)
+        self.token = torch.nn.Parameter(torch.full((8,), 5.0))  # no submodule resets it
+        self.predict = torch.nn.Linear(8 + BLOCK * 2, 8)
+
+    def encode(self, pixels):
+        batch, frames = pixels.shape[:2]
+        features = self.conv(pixels.flatten(0, 1).float() / 255).mean((-2, -1))
+        return (self.norm(features) + self.token).unflatten(0, (batch, frames))
+
+    def rollout(self, latents, actions):
+        return (latents[:, -1] + self.predict(torch.cat([latents[:, -1], actions[:, HISTORY - 1]], -1)))[:, None]
+
+
+def test_untrained_copy_redraws_every_parameter_seeded_and_leaves_the_model_and_the_stream_alone():
+    model = SmallNet()
+    with torch.no_grad():
+        for parameter in model.parameters():  # as if trained: every weight moved off its init
+            parameter.add_(1.0)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    stream = torch.random.get_rng_state()
+    fresh, again, other = (dict(untrained_copy(model, seed).named_parameters()) for seed in (0, 0, 1))
+    assert torch.equal(torch.random.get_rng_state(), stream)  # the caller's random stream is untouched
+    assert all(torch.equal(value, model.state_dict()[name]) for name, value in before.items())
+    for name, parameter in model.named_parameters():
+        assert not torch.equal(fresh[name], parameter) and torch.equal(fresh[name], again[name]), name
+    assert torch.equal(fresh["norm.weight"], torch.ones(8))  # BatchNorm's own init
+    assert all(not torch.equal(fresh[name], other[name]) for name in ("conv.weight", "predict.weight", "token"))  # seeded draws
+    assert fresh["token"].std() < 0.1 and abs(fresh["token"].mean()) < 0.1  # N(0, 0.02^2), not the model's 6.0
+
+
+def test_batch_norm_statistics_of_the_null_are_estimated_on_the_normal_frames():
+    model = untrained_copy(SmallNet(), 0)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 7, SIZE, SIZE, 3), dtype=np.uint8)  # 21 frames: chunks of 11 and 10
+    with torch.no_grad():
+        estimate_batch_norm(model, frames, torch.device("cpu"), batch_size=16)
+        features = model.conv(torch.from_numpy(frames.reshape(-1, SIZE, SIZE, 3)).permute(0, 3, 1, 2).float() / 255).mean((-2, -1))
+    assert not model.training and not model.norm.training
+    chunks = features.split([11, 10])  # a cumulative average of the two batches' statistics
+    np.testing.assert_allclose(model.norm.running_mean, (chunks[0].mean(0) + chunks[1].mean(0)) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_weights_is_measured_against_its_untrained_copy():
+    model = SmallNet()
+    model.train()
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
+    first = voe(model, episodes=4)
+    assert first["null"]["kind"] == "untrained" and first["null"]["name"] == "small untrained"
+    assert first["definitions"]["null"] == NULLS["untrained"]
+    assert model.training and all(torch.equal(value, model.state_dict()[name]) for name, value in weights.items())
+    assert first["null"]["conditions"]["normal"]["curves"] != first["conditions"]["normal"]["curves"]
+    assert voe(model, episodes=4)["null"] == first["null"]  # seeded by the run's seed
+    assert voe(model, episodes=4, seed=1)["null"]["conditions"]["normal"] != first["null"]["conditions"]["normal"]
+    validate(first, "voe")
+
+
+def test_an_exported_checkpoint_gets_the_random_encoder_and_the_command_prints_both(tmp_path, capsys):
+    from wmbench.checkpoint import export, load_model
+    from wmbench.cli import main
+    from wmbench.testing import TinyWorldModel
+
+    path = export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / "tiny.wmb")
+    assert null_model(load_model(path), 0, torch.device("cpu"))[0] == "random-encoder"
+    assert main(["voe", "--model", str(path), "--env", "tworoom", "--episodes", "3", "--out", str(tmp_path / "voe"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "null: random-encoder" in printed and "AUROC" in printed and "effect size" in printed
+    result = json.loads((tmp_path / "voe" / "voe.json").read_text())
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.split() and line.split()[0] in ("teleport", "recolor")}
+    for kind, row in rows.items():
+        assert float(row[1]) == pytest.approx(result["summary"][kind]["auroc"], abs=1e-3)
+        assert float(row[2]) == pytest.approx(result["null"]["summary"][kind]["auroc"], abs=1e-3)
+
+
+def test_effect_size_and_the_scores_over_the_null_by_hand():
+    assert paired_effect_size(np.array([3.0, 5.0, 7.0]), np.ones(3)) == pytest.approx(2.0)  # differences 2, 4, 6: mean 4, sd 2
+    assert paired_effect_size(np.ones(4), np.ones(4)) == 0.0
+    assert paired_effect_size(np.full(4, 3.0), np.ones(4)) is None  # every difference 2: infinitely many sds
+    assert normalized_scores({"auroc": 0.9, "effect_size": 2.5}, {"auroc": 0.7, "effect_size": 1.0}) == pytest.approx(
+        {"auroc_over_null": 0.2, "effect_size_over_null": 1.5})
+    assert normalized_scores({"auroc": 1.0, "effect_size": None}, {"auroc": 0.5, "effect_size": 0.1})["effect_size_over_null"] is None

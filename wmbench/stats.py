@@ -1,16 +1,21 @@
 """The statistics every evaluation reports with: intervals, the bootstrap, tests, AUROC and linear probes.
 
-=====================  ========================================================================
-``wilson_interval``    95% interval of a success rate, sound at 0%, 100% and small n
-``mean_band``          mean +- 1.96 standard errors over rows (normal approximation of the 95%
-                       interval of a mean)
-``bootstrap_interval`` percentile bootstrap of any statistic of a list, resampled with
-                       replacement from a seeded generator
-``paired_t_test``      two-sided paired t-test (scipy's, or the Student t tail computed here)
-``auroc``              P(positive score > negative score), ties counting half: Mann-Whitney U
-``fit_ridge``          ridge regression on standardized features (closed form)
-``fit_logistic``       L2-regularized logistic regression on standardized features (L-BFGS)
-=====================  ========================================================================
+==============================  =======================================================================
+``wilson_interval``             95% interval of a success rate, sound at 0%, 100% and small n
+``mean_band``                   mean +- 1.96 standard errors over rows (normal approximation of the 95%
+                                interval of a mean)
+``bootstrap_interval``          percentile bootstrap of any statistic of a list, resampled with
+                                replacement from a seeded generator
+``paired_t_test``               two-sided paired t-test (scipy's, or the Student t tail computed here)
+``mcnemar_exact``               exact two-sided McNemar test of paired successes: a binomial test on
+                                the discordant pairs
+``paired_difference_interval``  paired bootstrap interval of a difference in success rate
+``paired_effect_size``          Cohen's d_z: the mean paired difference in units of its standard
+                                deviation
+``auroc``                       P(positive score > negative score), ties counting half: Mann-Whitney U
+``fit_ridge``                   ridge regression on standardized features (closed form)
+``fit_logistic``                L2-regularized logistic regression on standardized features (L-BFGS)
+==============================  =======================================================================
 """
 
 from __future__ import annotations
@@ -72,6 +77,40 @@ def paired_t_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         return t, student_t_two_sided_p(t, n - 1)
     result = ttest_rel(a, b)
     return float(result.statistic), float(result.pvalue)
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant pairs: ``only_first`` pairs the first run
+    solved and the second did not, ``only_second`` the reverse.
+
+    Under the null both are equally likely, so ``only_first ~ Binomial(n, 1/2)`` with ``n`` their
+    sum; p = min(1, 2 P(X <= min(only_first, only_second))), and 1 when no pair is discordant.
+    """
+    discordant = only_first + only_second
+    smaller = min(only_first, only_second)
+    tail = sum(math.comb(discordant, k) for k in range(smaller + 1))
+    return min(1.0, 2 * tail / 2**discordant)
+
+
+def paired_difference_interval(first: Sequence[bool], second: Sequence[bool], samples: int = 10_000, seed: int = 0,
+                               level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of rate(first) - rate(second) over paired outcomes: the pairs are
+    resampled with replacement, each keeping both of its outcomes."""
+    if len(first) != len(second):
+        raise ValueError(f"paired outcomes need equal lengths; got {len(first)} and {len(second)}")
+    differences = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+    return bootstrap_interval(differences, lambda drawn: float(np.mean(drawn)), samples=samples, seed=seed, level=level)
+
+
+def paired_effect_size(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Cohen's d_z of ``a`` vs ``b``: mean(a - b) / sd(a - b) (ddof 1).
+
+    0 when every difference is 0; None when every difference is the same nonzero number (infinite).
+    """
+    difference = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if np.ptp(difference) == 0:
+        return 0.0 if difference[0] == 0 else None
+    return float(difference.mean() / difference.std(ddof=1))
 
 
 def t_test_method() -> str:

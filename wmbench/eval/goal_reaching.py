@@ -1,7 +1,7 @@
 """Goal reaching: model-predictive control from frozen start/goal pairs, all episodes at once.
 
 For each episode the env is reset to a start state of the env's frozen evaluation set
-(``datasets/eval``) with the pair's goal state; the goal image is drawn at the controller's
+(``wmbench/data/eval_sets``) with the pair's goal state; the goal image is drawn at the controller's
 resolution. Every ``replan_every`` model steps, the controller plans the next ``horizon`` action
 blocks of every unfinished episode in one batch; the plan is executed block by block
 (``action_block`` env steps each) until the budget of env steps is spent. An episode succeeds when
@@ -18,6 +18,9 @@ blocks between the repeats; the goal is one frame, encoded alone.
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,15 +35,19 @@ import wmbench
 from wmbench.data.evalset import EvalSet, draw_pairs, load_eval_set
 from wmbench.devices import device_info, resolve_device, synchronize
 from wmbench.envs import ENVS, goal_env
-from wmbench.eval.controllers import Controller, LatentController, PlanRequest, RandomController, SimulatorController
-from wmbench.eval.results import document_header
+from wmbench.eval.controllers import (Controller, ExpertController, LatentController, PlanRequest, RandomController,
+                                      SimulatorController)
+from wmbench.eval.results import document_header, validate
 from wmbench.files import atomic_write, write_json
 from wmbench.media import save_gif
-from wmbench.planning import make_planner, shift_plan
-from wmbench.protocol import GOAL_REACHING, ORACLE
+from wmbench.planning import Planner, make_planner, shift_plan
+from wmbench.protocol import GOAL_REACHING, oracle_budget
 from wmbench.stats import wilson_interval
 
 RESULTS_FORMAT = 1  # bump when a field changes meaning
+CANDIDATE_COPIES = 4  # a planner's iteration holds the candidates, their noise, the clipped copy and the elites
+ACTIVATIONS = 8  # a model's activations, in latents per frame and candidate: a rough allowance
+ORACLE_RUNS = Path(wmbench.__file__).parents[1] / "baselines" / "results"  # committed oracle runs on all pairs: oracle-<env>.json
 
 
 @dataclass
@@ -62,6 +69,7 @@ class EvalSettings:
             self.replan_every = self.horizon
         if not 1 <= self.replan_every <= self.horizon:
             raise ValueError(f"--replan-every {self.replan_every}: must be between 1 and the horizon ({self.horizon})")
+        resolve_device(self.device)  # a device that does not exist here is refused before any work
 
 
 # ---------------------------------------------------------------------- the episodes
@@ -182,7 +190,7 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
 # ---------------------------------------------------------------------- a whole evaluation
 def make_controller(model: str, env_name: str, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
                     trust_code: bool = False) -> Controller:
-    """The controller of ``model``: a checkpoint path, ``oracle`` or ``random``."""
+    """The controller of ``model``: a checkpoint path, ``oracle``, ``expert`` or ``random``."""
     action_dim = len(evalset.actions[0, 0])
 
     def planner(block: int, device: torch.device, defaults: dict | None = None):
@@ -190,21 +198,50 @@ def make_controller(model: str, env_name: str, settings: EvalSettings, evalset: 
         return make_planner(settings.planner, settings.horizon, block * action_dim, seed=settings.seed, device=device, **options)
 
     if model == "random":
+        if settings.planner_options:
+            raise ValueError(f"--model random plans nothing: drop the planner settings {sorted(settings.planner_options)}")
         return RandomController(settings.horizon, action_dim, settings.seed)
     if model == "oracle":
-        budget = {"samples": ORACLE.samples, "iterations": ORACLE.iterations, "elites": ORACLE.elites}
-        chosen = planner(ORACLE.action_block, torch.device("cpu"), budget if settings.planner == "cem" else None)
+        oracle = oracle_budget(env_name)
+        budget = {"samples": oracle.samples, "iterations": oracle.iterations, "elites": oracle.elites}
+        chosen = planner(oracle.action_block, torch.device("cpu"), budget if settings.planner == "cem" else None)
+        check_planning_memory(settings.episodes, chosen, chosen.device)
         return SimulatorController(env_name, chosen, evalset.goal_states[pairs])
+    if model == "expert":
+        if settings.planner_options:
+            raise ValueError(f"--model expert plans nothing: drop the planner settings {sorted(settings.planner_options)}")
+        return ExpertController(env_name, settings.horizon, evalset.goal_states[pairs], settings.seed)
     from wmbench.eval.models import describe, load_for_env
 
     device = resolve_device(settings.device)
     loaded = load_for_env(model, env_name, device, trust_code)
-    return LatentController(loaded, planner(loaded.meta.action_block, device), device, describe(loaded))
+    chosen = planner(loaded.meta.action_block, device)
+    # per candidate, the rollout holds its action blocks and a latent per frame, with room for the model's activations
+    frames = loaded.meta.history + settings.horizon
+    check_planning_memory(settings.episodes, chosen, device, frames * (loaded.meta.block_size + ACTIVATIONS * math.prod(loaded.meta.latent_shape)))
+    return LatentController(loaded, chosen, device, describe(loaded))
+
+
+def check_planning_memory(episodes: int, planner: Planner, device: torch.device, floats_per_candidate: int = 0) -> None:
+    """Refuse a plan whose tensors would not fit: an estimate made before anything is allocated."""
+    candidates = episodes * planner.hp.samples
+    needed = 4 * candidates * (CANDIDATE_COPIES * planner.horizon * planner.action_size + floats_per_candidate)
+    available = memory_bytes(device)
+    if needed > available / 2:
+        raise ValueError(
+            f"--samples {planner.hp.samples} for {episodes} episodes needs about {needed / 2**30:.1f} GiB to plan, more than half "
+            f"of the {available / 2**30:.1f} GiB of {device.type.upper()} memory here: lower --samples or --episodes")
+
+
+def memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
              progress: bool = True) -> tuple[dict[str, Any], MPCRun]:
-    """Evaluate ``model`` (a checkpoint path, ``oracle`` or ``random``) on ``env_name``.
+    """Evaluate ``model`` (a checkpoint path, ``oracle``, ``expert`` or ``random``) on ``env_name``.
 
     Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run
     (episode frames for videos, goal frames).
@@ -219,7 +256,7 @@ def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: b
 
 def results_document(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, run: MPCRun) -> dict[str, Any]:
     env_id = ENVS[env_name].id
-    outcomes = [{"pair": e.pair, "success": e.success_step is not None, "steps_to_success": e.success_step} for e in run.episodes]
+    outcomes = episode_outcomes(run)
     successes = sum(o["success"] for o in outcomes)
     calls = run.plan_times
     planning_total = sum(seconds for seconds, _ in calls)
@@ -240,6 +277,7 @@ def results_document(env_name: str, controller: Controller, settings: EvalSettin
         "success": {"rate": successes / len(outcomes), "successes": successes, "episodes": len(outcomes),
                     "ci95": list(wilson_interval(successes, len(outcomes))), "interval": "wilson"},
         "episodes": outcomes,
+        "references": reference_outcomes(env_name, controller, settings, evalset, run),
         "timing": {
             "planning_calls": len(calls),
             "planning_call_s": [seconds for seconds, _ in calls],
@@ -251,6 +289,66 @@ def results_document(env_name: str, controller: Controller, settings: EvalSettin
             "wall_s": run.wall_seconds,
         },
     }
+
+
+# ---------------------------------------------------------------------- the floor and the ceiling of the same pairs
+def reference_outcomes(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, run: MPCRun) -> dict[str, Any]:
+    """What random actions and the oracle did on this run's pairs, for the ``references`` block.
+
+    Random is cheap, so it runs here on the same pairs, budget and seed (exactly `wmbench eval
+    --model random` with this run's settings). The oracle is too costly to run alongside every
+    evaluation: its outcomes are read from a committed run covering these pairs
+    (``ORACLE_RUNS/oracle-<env>.json``), else it is reported as not measured on these pairs.
+    """
+    pairs = np.array([e.pair for e in run.episodes])
+    own = episode_outcomes(run)
+    if isinstance(controller, RandomController):
+        random = reference(own, "this run")
+    else:
+        chosen = EvalSettings(episodes=len(pairs), budget=settings.budget, seed=settings.seed, device="cpu")
+        random_run = run_mpc(env_name, RandomController(chosen.horizon, len(evalset.actions[0, 0]), chosen.seed), chosen, evalset,
+                             pairs, progress=False)
+        random = reference(episode_outcomes(random_run), f"run alongside: wmbench eval --model random "
+                           f"--env {env_name} --episodes {settings.episodes} --seed {settings.seed} --budget {settings.budget}")
+    oracle = reference(own, "this run") if isinstance(controller, SimulatorController) else committed_oracle(env_name, evalset, settings.budget, pairs)
+    return {"random": random, "oracle": oracle}
+
+
+def committed_oracle(env_name: str, evalset: EvalSet, budget: int, pairs: np.ndarray) -> dict[str, Any]:
+    """The oracle's outcomes on ``pairs`` from its committed run, or why there are none."""
+    path = ORACLE_RUNS / f"oracle-{env_name}.json"
+    if not path.is_file():
+        return {"measured": False, "reason": f"not measured on these pairs (no committed oracle run {path.name})"}
+    try:
+        document = json.loads(path.read_text())
+        validate(document)
+    except ValueError as error:  # JSONDecodeError is a ValueError
+        return {"measured": False, "reason": f"not measured on these pairs ({path.name} is unreadable: {error})"}
+    protocol = document["protocol"]
+    mismatch = ("it is not an oracle run" if document["model"]["source"] != "oracle"
+                else "it used another evaluation set" if protocol["eval_set"]["sha256"] != evalset.meta["sha256"]
+                else f"its budget is {protocol['budget']} env steps, this run's {budget}" if protocol["budget"] != budget
+                else None)
+    by_pair = {e["pair"]: e for e in document["episodes"]}
+    missing = [int(pair) for pair in pairs if pair not in by_pair]
+    if mismatch is None and missing:
+        mismatch = f"it does not cover {len(missing)} of these pairs"
+    if mismatch:
+        return {"measured": False, "reason": f"not measured on these pairs ({path.name}: {mismatch})"}
+    planner = document["planner"]
+    return reference([by_pair[int(pair)] for pair in pairs],
+                     f"{path.name}: the oracle's committed {protocol['episodes']}-pair run (CEM {planner.get('samples')} x "
+                     f"{planner.get('iterations')}), read on these pairs")
+
+
+def episode_outcomes(run: MPCRun) -> list[dict[str, Any]]:
+    return [{"pair": e.pair, "success": e.success_step is not None, "steps_to_success": e.success_step} for e in run.episodes]
+
+
+def reference(outcomes: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    successes = sum(o["success"] for o in outcomes)
+    return {"measured": True, "source": source, "successes": successes, "episodes": len(outcomes), "rate": successes / len(outcomes),
+            "ci95": list(wilson_interval(successes, len(outcomes))), "outcomes": outcomes}
 
 
 # ---------------------------------------------------------------------- outputs
@@ -276,14 +374,23 @@ def summary_text(results: dict[str, Any]) -> str:
         f"{results['env']['id']}  model {results['model']['name']} ({results['model']['source']})  "
         f"planner {results['planner']['name']}  device {results['device']['name']}",
         f"success      {success['successes']}/{success['episodes']} = {100 * success['rate']:.1f}%  "
-        f"(95% Wilson interval {100 * lo:.1f}-{100 * hi:.1f}%)",
+        f"(95% Wilson interval {100 * lo:.1f}-{100 * hi:.1f}%) on {success['episodes']} of the "
+        f"{results['protocol']['eval_set']['pairs']} pairs (seed {results['protocol']['seed']})",
         f"steps        {sum(reached) / len(reached):.1f} env steps to success on average" if reached else "steps        no episode succeeded",
         f"planning     {timing['planning_call_mean_s']:.3f} s per call ({timing['planning_calls']} calls), "
         f"{timing['episode_plan_mean_s']:.4f} s per episode-plan",
         f"time         {timing['wall_s']:.1f} s in all: planning {timing['planning_total_s']:.1f} s, "
         f"env stepping {timing['env_step_total_s']:.1f} s",
     ]
+    references = results.get("references", {})
+    lines += [f"{kind:<12} {reference_text(references[kind])}" for kind in ("random", "oracle") if kind in references]
     return "\n".join(lines)
+
+
+def reference_text(reference: dict[str, Any]) -> str:
+    if not reference["measured"]:
+        return reference["reason"]
+    return f"{reference['successes']}/{reference['episodes']} = {100 * reference['rate']:.1f}% on the same pairs ({reference['source']})"
 
 
 def episode_clip(frames: list[np.ndarray], goal: np.ndarray) -> list[np.ndarray]:
@@ -303,16 +410,27 @@ def plot_summary(results: dict[str, Any], path) -> None:
 
     budget, episodes = results["protocol"]["budget"], results["episodes"]
     steps = np.arange(budget + 1)
-    reached = np.array([e["steps_to_success"] if e["success"] else budget + 1 for e in episodes])
-    curve = [(reached <= s).mean() for s in steps]
+
+    def solved_by_step(outcomes: list[dict[str, Any]]) -> list[float]:
+        reached = np.array([e["steps_to_success"] if e["success"] else budget + 1 for e in outcomes])
+        return [(reached <= s).mean() for s in steps]
+
     lo, hi = results["success"]["ci95"]
     figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
-    axis.plot(steps, curve, color="tab:blue", label=results["model"]["name"])
+    axis.plot(steps, solved_by_step(episodes), color="tab:blue", label=results["model"]["name"])
+    references = results.get("references", {})
+    for kind, color in (("oracle", "tab:green"), ("random", "tab:gray")):
+        if references.get(kind, {}).get("measured"):
+            axis.plot(steps, solved_by_step(references[kind]["outcomes"]), color=color, linestyle="--", linewidth=1,
+                      label=f"{kind}, same pairs ({100 * references[kind]['rate']:.0f}%)")
+        elif kind in references:
+            axis.plot([], [], " ", label=f"{kind}: not measured on these pairs")
     rate = results["success"]["rate"]
     axis.errorbar([budget], [rate], yerr=[[max(rate - lo, 0.0)], [max(hi - rate, 0.0)]],
                   fmt="o", color="tab:blue", capsize=3, label="95% Wilson interval")
     axis.set(xlabel="env steps", ylabel="episodes solved", ylim=(0, 1.02), xlim=(0, budget + 1),
-             title=f"{results['env']['id']}: {results['planner']['name']}, {len(episodes)} episodes")
+             title=f"{results['env']['id']}: {results['planner']['name']}, {len(episodes)} of "
+                   f"{results['protocol']['eval_set']['pairs']} pairs")
     axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")

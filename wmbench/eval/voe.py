@@ -28,7 +28,34 @@ p-value                    two-sided paired t-test of the surprise at step ``p``
                            tail from the regularized incomplete beta function)
 AUROC                      the chance that a perturbed episode's surprise at step ``p`` beats a
                            normal one's (ties count half): Mann-Whitney U / (n * n), midranks
+effect size                Cohen's d_z at step ``p``: mean(perturbed - normal) / sd(perturbed -
+                           normal) over the paired episodes; free of the latent's scale
+null                       the same curves from a model that learned nothing (below), on the
+                           same trajectories
+AUROC over null            the model's AUROC minus the null's
+effect size over null      the model's effect size minus the null's
 =========================  =====================================================================
+
+The null says what a surprise is worth: a teleport or a recolor changes many pixels, so a model
+that learned nothing can already be surprised by it. The scores over the null are what training
+added.
+
+- ``untrained`` (the model's code is at hand: an ``nn.Module``, or a checkpoint loaded from research
+  code): a deep copy of the model, every submodule re-initialized by its own ``reset_parameters()``
+  and any parameter no submodule resets (a model's own tokens and position embeddings) drawn from
+  N(0, 0.02^2), seeded with the run's seed. That is PyTorch's default init of each layer; an
+  architecture's custom init (e.g. zero-initialized gates) is not reproduced. BatchNorm running
+  statistics, estimates rather than weights, are re-estimated on the normal runs' frames, as the
+  trained model's were on its data (``estimate_batch_norm``).
+- ``random-encoder`` (an exported checkpoint holds programs, not the code that initializes its
+  weights; or a model has no parameters): frames scaled to [0, 1], averaged to 16 x 16 per
+  channel and projected to the model's latent size D by a seeded Gaussian matrix (entries
+  N(0, 1/D)); it predicts that the last latent persists. Its surprise is the squared change of
+  the projected pixels between consecutive frames: what is visible without learning anything. It
+  is a fair null because it sees the same frames at the same steps through a latent of the same
+  size, the projection keeps squared distances in expectation (Johnson-Lindenstrauss), and AUROC
+  and effect size do not depend on the latent's scale. It is a strict one: a teleport or recolor
+  that changes many pixels scores high against it.
 
 Seeds: episode ``i`` resets the env and seeds the policy from ``episode_seeds(seed, i)`` (as
 datasets do); the perturbation draws (a teleport's position, a recolor's color) come from their
@@ -36,21 +63,26 @@ own stream, seeded by ``(seed, i, kind)``, lent to the env for the ``perturb`` c
 env's own stream runs on exactly as in the paired normal run.
 
     result = run_voe(model, "pusht", episodes=50)
-    result["summary"]["teleport"]   # jump, p-value, AUROC at the perturbation step
+    result["summary"]["teleport"]      # jump, p-value, AUROC, effect size at the perturbation step
+    result["null"]["summary"]["teleport"], result["normalized"]["teleport"]
     plot_voe(result, "voe.png")
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 import wmbench
@@ -59,9 +91,11 @@ from wmbench.envs import ENVS, short_name
 from wmbench.files import atomic_write
 from wmbench.policies import make_policy
 from wmbench.protocol import VOE
-from wmbench.stats import auroc, mean_band, paired_t_test, t_test_method
+from wmbench.stats import auroc, mean_band, paired_effect_size, paired_t_test, t_test_method
 
 VOE_FORMAT = 1  # bump when a field changes meaning
+POOLED_SIDE = 16  # the random-encoder null averages each frame to 16 x 16 pixels per channel
+TOKEN_STD = 0.02  # parameters no submodule resets are redrawn as ViTs draw tokens and position embeddings
 
 DEFINITIONS = {
     "surprise": "squared L2 distance, summed over latent elements, between the latent the model predicts for frame t "
@@ -71,6 +105,24 @@ DEFINITIONS = {
     "of the paired differences",
     "auroc": "Mann-Whitney U / (n_perturbed * n_normal) of the surprise at the perturbation model step: the chance "
     "that a perturbed episode's surprise exceeds a normal one's, ties counting half",
+    "effect_size": "Cohen's d_z of the surprise at the perturbation model step: mean(perturbed - normal) / sd(perturbed - "
+    "normal) over the paired episodes (ddof 1); null when every difference is the same nonzero number",
+    "auroc_over_null": "the model's AUROC minus the null's, on the same trajectories: 0 when training added nothing to "
+    "what the null sees; at most 1 - the null's AUROC",
+    "effect_size_over_null": "the model's effect size minus the null's, on the same trajectories: the standard deviations "
+    "of the paired differences that training added",
+}
+
+NULLS = {
+    "untrained": "the same architecture with untrained weights: a deep copy of the model, every submodule re-initialized "
+    "by its reset_parameters() and parameters no submodule resets drawn from N(0, 0.02^2), seeded with the run's seed "
+    "(PyTorch's default init of each layer; custom inits such as zero-initialized gates are not reproduced); BatchNorm "
+    "running statistics re-estimated while it encodes the normal runs' frames",
+    "random-encoder": "a fixed random encoder of the model's latent size D: frames scaled to [0, 1], averaged to 16 x 16 "
+    "per channel, projected by a Gaussian matrix with N(0, 1/D) entries seeded with the run's seed; it predicts that the "
+    "last latent persists, so its surprise is the projected squared pixel change between consecutive frames. Used where "
+    "the weights cannot be re-initialized (an exported checkpoint holds programs, not the code that initializes them) "
+    "or the model has none",
 }
 
 
@@ -83,7 +135,8 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
     ``device``. ``steps`` (env steps, a multiple of ``action_block``) defaults to ``action_block
     * (history + 16)`` and ``perturb_step`` to ``action_block * (history + 8)``; ``policy``
     defaults to the env's data policy. ``model_info`` (e.g. ``{"sha256": ...}``) is merged into
-    the result's ``model``. Frames and windows go through the model ``batch_size`` at a time.
+    the result's ``model``. Frames and windows go through the model ``batch_size`` at a time. The
+    same curves are measured for the model's null (``null_model``), seeded with ``seed``.
     Returns a JSON-ready dict (schema: ``wmbench/schemas/voe.schema.json``).
     """
     meta = model.meta
@@ -115,6 +168,10 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
 
     device = torch.device(device)
     actions = np.stack(actions)
+    null_kind, null = null_model(model, seed, device)
+    if null_kind == "untrained":
+        with torch.no_grad():
+            estimate_batch_norm(null, np.stack(frames["normal"]), device, batch_size)
     module = isinstance(model, torch.nn.Module)
     training = module and model.training
     if module:
@@ -123,19 +180,17 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
         with torch.no_grad():
             curves = {condition: surprise_curves(model, np.stack(kept), actions, device, batch_size)
                       for condition, kept in frames.items()}
+            null_curves = {condition: surprise_curves(null, np.stack(kept), actions, device, batch_size)
+                           for condition, kept in frames.items()}
     finally:
         if module:
             model.train(training)
 
     at = perturb_model_step - history  # index of the perturbation model step in the curves
-    conditions, summary = {}, {}
-    for condition, curve in curves.items():
-        mean, low, high = mean_band(curve)
-        conditions[condition] = {"curves": curve.tolist(), "mean": mean.tolist(),
-                                 "band_low": low.tolist(), "band_high": high.tolist()}
-        if condition != "normal":
-            conditions[condition]["perturbations"] = details[condition]
-            summary[condition] = perturbation_summary(curve[:, at], curves["normal"][:, at], perturb_model_step)
+    conditions, summary = curve_figures(curves, at, perturb_model_step)
+    null_conditions, null_summary = curve_figures(null_curves, at, perturb_model_step)
+    for kind in kinds:
+        conditions[kind]["perturbations"] = details[kind]
     return {
         "format": VOE_FORMAT,
         "env": {"id": env.spec.id, "name": name, "resolution": list(meta.image_size)},
@@ -158,11 +213,94 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
             "env_seeds": env_seeds,
             "device": str(device),
         },
-        "definitions": {**DEFINITIONS, "p_value": f"two-sided paired t-test, perturbed vs normal surprise ({t_test_method()})"},
+        "definitions": {**DEFINITIONS, "p_value": f"two-sided paired t-test, perturbed vs normal surprise ({t_test_method()})",
+                        "null": NULLS[null_kind]},
         "model_steps": list(range(history, steps // block + 1)),
         "conditions": conditions,
         "summary": summary,
+        "null": {"kind": null_kind, "name": null.meta.name, "seed": seed, "conditions": null_conditions, "summary": null_summary},
+        "normalized": {kind: normalized_scores(summary[kind], null_summary[kind]) for kind in kinds},
     }
+
+
+def curve_figures(curves: dict[str, np.ndarray], at: int, model_step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each condition's curves with their mean and band, and each perturbation's figures at index ``at``."""
+    conditions, summary = {}, {}
+    for condition, curve in curves.items():
+        mean, low, high = mean_band(curve)
+        conditions[condition] = {"curves": curve.tolist(), "mean": mean.tolist(), "band_low": low.tolist(), "band_high": high.tolist()}
+        if condition != "normal":
+            summary[condition] = perturbation_summary(curve[:, at], curves["normal"][:, at], model_step)
+    return conditions, summary
+
+
+# ---------------------------------------------------------------------- the null
+def null_model(model, seed: int, device: torch.device) -> tuple[str, nn.Module]:
+    """The model that learned nothing that ``model`` is measured against: ``untrained`` or ``random-encoder``."""
+    code = model if isinstance(model, nn.Module) else getattr(model, "module", None)  # a LoadedModel keeps research code here
+    if code is not None and any(True for _ in code.parameters()):
+        null = untrained_copy(code, seed)
+        null.meta = replace(code.meta, name=f"{code.meta.name} untrained")
+        return "untrained", null.to(device).eval()
+    return "random-encoder", RandomPixelEncoder(model.meta, seed).to(device)
+
+
+def untrained_copy(module: nn.Module, seed: int) -> nn.Module:
+    """A deep copy of ``module`` on the CPU with every parameter drawn afresh from ``seed``."""
+    fresh = copy.deepcopy(module).cpu()
+    reset = set()
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream runs on untouched
+        torch.random.default_generator.manual_seed(seed)
+        for submodule in fresh.modules():
+            if callable(getattr(submodule, "reset_parameters", None)):
+                submodule.reset_parameters()
+                reset.update(id(parameter) for parameter in submodule.parameters())
+        with torch.no_grad():
+            for parameter in fresh.parameters():
+                if id(parameter) not in reset:
+                    parameter.normal_(0.0, TOKEN_STD)
+    return fresh
+
+
+def estimate_batch_norm(model: nn.Module, frames: np.ndarray, device: torch.device, batch_size: int) -> None:
+    """Set every BatchNorm's running statistics to the average of its batch statistics while the
+    model encodes the normal runs' ``frames``, then put the model in eval mode.
+
+    Running statistics are estimates, not learned weights; left at their defaults (mean 0, variance
+    1) they squash an untrained encoder's small features to a nearly constant latent, a null that
+    sees nothing (LeWM's architecture: AUROC 0.5 on Push-T). A BatchNorm the encoder does not pass
+    through (one in a predictor) keeps the defaults.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+        norm.train()
+    flat = frames.reshape(-1, *frames.shape[2:])
+    if norms:
+        for chunk in np.array_split(flat, -(-len(flat) // batch_size)):  # near-equal chunks: none of one frame
+            model.encode(torch.from_numpy(np.ascontiguousarray(chunk)).to(device).permute(0, 3, 1, 2)[:, None])
+    model.eval()
+
+
+class RandomPixelEncoder(nn.Module):
+    """The ``random-encoder`` null: pooled pixels through a fixed random projection; the last latent persists."""
+
+    def __init__(self, meta, seed: int):
+        super().__init__()
+        self.meta = replace(meta, name="random-encoder")
+        size = math.prod(meta.latent_shape)
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("projection", torch.randn(3 * POOLED_SIDE**2, size, generator=generator) / math.sqrt(size))
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        batch, frames = pixels.shape[:2]
+        pooled = F.adaptive_avg_pool2d(pixels.flatten(0, 1).float() / 255, POOLED_SIDE)
+        return (pooled.flatten(1) @ self.projection).reshape(batch, frames, *self.meta.latent_shape)
+
+    def rollout(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        steps = actions.shape[1] - latents.shape[1]
+        return latents[:, -1:].repeat_interleave(steps, dim=1)
 
 
 def _check_settings(episodes: int, steps: int, perturb_step: int, block: int, history: int) -> int:
@@ -272,12 +410,47 @@ def perturbation_summary(perturbed: np.ndarray, normal: np.ndarray, model_step: 
         "t_statistic": t if math.isfinite(t) else None,  # infinite when every paired difference is the same
         "p_value": p,
         "auroc": auroc(perturbed, normal),
+        "effect_size": paired_effect_size(perturbed, normal),
     }
+
+
+def normalized_scores(model: dict[str, Any], null: dict[str, Any]) -> dict[str, Any]:
+    """What training added at one perturbation: the model's AUROC and effect size minus the null's."""
+    effect, null_effect = model["effect_size"], null["effect_size"]
+    return {"auroc_over_null": model["auroc"] - null["auroc"],
+            "effect_size_over_null": effect - null_effect if effect is not None and null_effect is not None else None}
+
+
+def null_title(null: dict[str, Any]) -> str:
+    return f"null: {null['kind']}" + (f" ({null['name']})" if null["name"] != null["kind"] else "")
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """The scores of each perturbation next to the null's, as ``wmbench voe`` prints them."""
+    settings, null = result["settings"], result["null"]
+
+    def number(value: float | None, form: str) -> str:
+        return "n/a" if value is None else format(value, form)
+
+    lines = [f"{result['model']['name']} on {result['env']['id']}: {settings['episodes']} paired episodes, perturbation at model "
+             f"step {settings['perturb_model_step']}; {null_title(null)}",
+             f"{'perturbation':<14}{'AUROC':>7}{'null':>7}{'over':>7}   {'effect size':>11}{'null':>7}{'over':>7}   "
+             f"{'jump (95% band)':>24}{'null jump':>11}"]
+    for kind, scores in result["summary"].items():
+        null_scores, normalized = null["summary"][kind], result["normalized"][kind]
+        low, high = scores["jump_band"]
+        lines.append(f"{kind:<14}{scores['auroc']:>7.3f}{null_scores['auroc']:>7.3f}{normalized['auroc_over_null']:>+7.3f}   "
+                     f"{number(scores['effect_size'], '.2f'):>11}{number(null_scores['effect_size'], '.2f'):>7}"
+                     f"{number(normalized['effect_size_over_null'], '+.2f'):>7}   "
+                     f"{scores['jump']:>+9.3g} ({low:.3g} to {high:.3g}){null_scores['jump']:>+11.3g}")
+    lines.append("over: the model's score minus the null's (what training added); jumps are in each model's own latent units")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- picture
 def plot_voe(result: dict[str, Any], path: str | Path) -> Path | None:
-    """A PNG of the mean surprise and its 95% band per condition against the model step.
+    """A PNG of the mean surprise and its 95% band per condition against the model step: the model
+    on the left, its null on the right, the normal curve drawn on top in black.
 
     Returns the path, or ``None`` (with a one-line note on stderr) when matplotlib is not installed.
     """
@@ -287,23 +460,33 @@ def plot_voe(result: dict[str, Any], path: str | Path) -> Path | None:
     except ImportError:
         print("note: matplotlib is not installed; skipping the VoE plot (pip install matplotlib)", file=sys.stderr)
         return None
-    steps, settings = result["model_steps"], result["settings"]
-    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    steps, settings, null = result["model_steps"], result["settings"], result["null"]
+    figure = Figure(figsize=(12, 4.4), layout="constrained")
     FigureCanvasAgg(figure)  # draw with Agg, whatever backend pyplot uses in this process
-    axes = figure.subplots()
-    for condition, curves in result["conditions"].items():
-        label = condition
-        if condition in result["summary"]:
-            s = result["summary"][condition]
-            label += f": jump {s['jump']:+.3g}, p = {s['p_value']:.2g}, AUROC {s['auroc']:.2f}"
-        line, = axes.plot(steps, curves["mean"], marker="o", markersize=3, label=label)
-        axes.fill_between(steps, curves["band_low"], curves["band_high"], color=line.get_color(), alpha=0.2, linewidth=0)
-    axes.axvline(settings["perturb_model_step"], color="gray", linestyle="--", linewidth=1,
-                 label=f"perturbation (env step {settings['perturb_step']})")
-    axes.set_xlabel(f"model step ({result['model']['action_block']} env steps each)")
-    axes.set_ylabel("surprise (squared L2 in latent space)")
-    axes.set_title(f"{result['model']['name']} on {result['env']['id']}: mean and 95% band, "
-                   f"{settings['episodes']} episodes", fontsize=10)
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
+    model_axes, null_axes = figure.subplots(1, 2)
+    panels = ((model_axes, result["conditions"], result["summary"], result["model"]["name"]),
+              (null_axes, null["conditions"], null["summary"], null_title(null)))
+    for axes, conditions, summary, title in panels:
+        for condition, curves in conditions.items():
+            label, style = condition, {"marker": "o", "markersize": 3}
+            if condition in summary:
+                scores = summary[condition]
+                effect = "n/a" if scores["effect_size"] is None else f"{scores['effect_size']:.2f}"
+                label += f": AUROC {scores['auroc']:.2f}, effect size {effect}, jump {scores['jump']:+.3g}"
+            else:  # the unperturbed runs: on top of the bands, so a large perturbed curve cannot hide them
+                style = {"color": "black", "linewidth": 2, "zorder": 5}
+            line, = axes.plot(steps, curves["mean"], label=label, **style)
+            axes.fill_between(steps, curves["band_low"], curves["band_high"], color=line.get_color(), alpha=0.2, linewidth=0)
+        if min(min(curves["mean"]) for curves in conditions.values()) > 0:
+            axes.set_yscale("log")  # a recolor can be 100x a normal surprise; a log axis keeps both readable
+        axes.axvline(settings["perturb_model_step"], color="gray", linestyle="--", linewidth=1,
+                     label=f"perturbation (env step {settings['perturb_step']})")
+        axes.set_xlabel(f"model step ({result['model']['action_block']} env steps each)")
+        axes.set_ylabel("surprise (squared L2 in latent space)")
+        axes.set_title(title, fontsize=10)
+        axes.legend(fontsize=7)
+        axes.grid(alpha=0.3)
+    over = ", ".join(f"{kind} AUROC {scores['auroc_over_null']:+.2f}" for kind, scores in result["normalized"].items())
+    figure.suptitle(f"{result['model']['name']} on {result['env']['id']}: mean and 95% band, {settings['episodes']} episodes; "
+                    f"over the null: {over}", fontsize=10)
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
