@@ -23,7 +23,7 @@ def test_config_builds_its_model(path):
     counts = model_class.from_config(config, facts).parameter_summary()
     assert counts["total"] > 0
     if model_class is LeWM and path.stem == "paper":
-        # REFERENCE.md section 8: ViT-tiny encoder ~5M, predictor ~10M ("15M params")
+        # the LeWM paper: ViT-tiny encoder ~5M, predictor ~10M ("15M params")
         assert 4.5e6 < counts["encoder"] < 7e6 and 9e6 < counts["predictor"] < 11e6, counts
     if config["data"]["resolution"] == 224:
         assert config["train"]["batch_size"] == 128 and config["train"]["bf16"] and config["data"]["frameskip"] == 5

@@ -15,12 +15,58 @@ import numpy as np
 
 import wmbench
 from wmbench.envs import ENVS, GOAL_ENVS, short_name
+from wmbench.envs.base import MAX_RESOLUTION, MIN_RESOLUTION
 from wmbench.files import atomic_write, write_json
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, play, policy_names
 from wmbench.protocol import GOAL_REACHING, ORACLE, PUZZLES, VOE
 
 LEADERBOARD = Path("leaderboard/leaderboard.json")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the problem, then where the options are listed), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def whole_number(low: int, high: int):
+    """An argparse type: an integer in [low, high], refused with the range otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    parse.__name__ = "whole number"  # what argparse names in its message
+    return parse
+
+
+SEED = whole_number(0, 2**32 - 1)
+MAX_STEPS = 1_000_000  # env steps of one episode or trajectory
+
+
+def check_file_path(path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give the file to write")
+
+
+def check_folder_path(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; give a folder to write into")
+
+
+def read_json(path: Path):
+    """A user's JSON file; ValueError naming the file if it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a JSON file ({error})") from None
 
 
 def parse_variation(text: str | None):
@@ -78,6 +124,7 @@ def cmd_envs(args) -> None:
 
 
 def cmd_render(args) -> None:
+    check_file_path(args.out)
     env, policy, policy_name = make_env_and_policy(args)
     rollout = play(env, policy, args.steps, args.seed)
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, args.frames).round().astype(int))
@@ -87,6 +134,7 @@ def cmd_render(args) -> None:
 
 
 def cmd_rollout(args) -> None:
+    check_file_path(args.out)
     env, policy, policy_name = make_env_and_policy(args)
     rollout = play(env, policy, args.steps, args.seed, progress=True)
     atomic_write(args.out, lambda tmp: save_gif(rollout.frames, tmp, fps=args.fps))
@@ -160,11 +208,12 @@ def cmd_datasets(args) -> None:
 
 
 def cmd_evalset(args) -> None:
-    from wmbench.data.evalset import generate_eval_set, save_eval_set
+    from wmbench.data.evalset import EVAL_DIR, generate_eval_set, save_eval_set
 
     evalset = generate_eval_set(short_name(args.env))
-    save_eval_set(evalset, args.out)
-    print(f"wrote {len(evalset.start_states)} start/goal pairs of {evalset.meta['env_id']} to {args.out} (sha256 {evalset.meta['sha256']})")
+    out = args.out or EVAL_DIR
+    save_eval_set(evalset, out)
+    print(f"wrote {len(evalset.start_states)} start/goal pairs of {evalset.meta['env_id']} to {out} (sha256 {evalset.meta['sha256']})")
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -191,10 +240,11 @@ def cmd_eval(args) -> None:
             options[key] = getattr(args, key)
     settings = EvalSettings(episodes=args.episodes, budget=args.budget, seed=args.seed, planner=args.planner,
                             horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
-    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
-    validate(results)
     model_name = Path(args.model).stem if args.model not in ("oracle", "random") else args.model
     out = args.out or Path("runs/eval") / f"{short_name(args.env)}_{model_name}_{args.planner}_seed{args.seed}"
+    check_folder_path(out)
+    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
+    validate(results)
     written = write_outputs(results, run, out, videos=args.videos)
     print(summary_text(results))
     print("wrote " + ", ".join(str(p) for p in written))
@@ -204,19 +254,27 @@ def cmd_voe(args) -> None:
     from wmbench.devices import resolve_device
     from wmbench.eval.models import load_for_env
     from wmbench.eval.results import validate
-    from wmbench.eval.voe import plot_voe, run_voe
+    from wmbench.eval.voe import plot_voe, run_voe, summary_text
 
+    out = args.out or Path("runs/voe") / f"{short_name(args.env)}_{Path(args.model).stem}_seed{args.seed}"
+    check_folder_path(out)
     device = resolve_device(args.device)
     model = load_for_env(args.model, short_name(args.env), device, args.trust_code)
     kwargs = {k: getattr(args, k) for k in ("steps", "perturb_step") if getattr(args, k) is not None}
     result = run_voe(model, short_name(args.env), episodes=args.episodes, seed=args.seed, device=device,
                      model_info={"name": model.meta.name, "sha256": model.sha256}, **kwargs)
     validate(result, "voe")
-    out = args.out or Path("runs/voe") / f"{short_name(args.env)}_{Path(args.model).stem}_seed{args.seed}"
     write_json(out / "voe.json", result)
     plotted = plot_voe(result, out / "voe.png")
-    print(json.dumps(result.get("summary", {}), indent=2))
+    print(summary_text(result))
     print(f"wrote {out / 'voe.json'}" + (f" and {plotted}" if plotted else ""))
+
+
+def cmd_compare(args) -> None:
+    from wmbench.eval.comparison import compare_runs, comparison_text
+
+    comparison = compare_runs(read_json(args.first), read_json(args.second), (str(args.first), str(args.second)))
+    print(json.dumps(comparison, indent=2) if args.json else comparison_text(comparison))
 
 
 def cmd_export(args) -> None:
@@ -244,16 +302,18 @@ def cmd_leaderboard(args) -> None:
     from wmbench.leaderboard import load_board
     from wmbench.leaderboard_page import render_html, render_markdown, with_markdown_block
 
+    if not args.leaderboard.is_file():
+        raise ValueError(f"--leaderboard {args.leaderboard} does not exist: give the leaderboard.json to render")
     board = load_board(args.leaderboard)
+    markdown = render_markdown(board)
+    readme = with_markdown_block(args.readme.read_text(), markdown, str(args.readme)) if args.readme else None  # before writing anything
     out = args.out or args.leaderboard.parent
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "index.html", lambda tmp: tmp.write_text(render_html(board)))
-    markdown = render_markdown(board)
     atomic_write(out / "leaderboard.md", lambda tmp: tmp.write_text(markdown))
     print(f"wrote {out / 'index.html'} (open it in a browser) and {out / 'leaderboard.md'}: {len(board['entries'])} entries")
-    if args.readme:
-        text = with_markdown_block(args.readme.read_text(), markdown, str(args.readme))
-        atomic_write(args.readme, lambda tmp: tmp.write_text(text))
+    if readme is not None:
+        atomic_write(args.readme, lambda tmp: tmp.write_text(readme))
         print(f"updated the leaderboard table in {args.readme}")
 
 
@@ -271,6 +331,7 @@ def cmd_clevrer_eval(args) -> None:
     from wmbench.eval.models import load_for_env
     from wmbench.eval.videos import evaluate_scenes
 
+    check_file_path(args.out)
     model = load_for_env(args.model, "clevrer", resolve_device(args.device), args.trust_code)
     report = evaluate_scenes(model, videos=args.videos, horizons=args.horizons, seed=args.seed)
     write_json(args.out, report)
@@ -293,8 +354,7 @@ def cmd_clevrer_answer(args) -> None:
 def cmd_clevrer_score(args) -> None:
     from wmbench.eval.videos import score
 
-    predictions = json.loads(Path(args.predictions).read_text())
-    result = score(args.questions, predictions)
+    result = score(read_json(args.questions), read_json(args.predictions))
     print(json.dumps(result, indent=2))
 
 
@@ -305,11 +365,11 @@ def cmd_phyre_eval(args) -> None:
     options = {key: value for key in ("candidates", "probe_samples", "horizon") if (value := getattr(args, key)) is not None}
     if options and args.agent != "world-model":
         raise ValueError(f"--{next(iter(options)).replace('_', '-')} is a setting of the world-model agent; drop it for --agent {args.agent}")
+    out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
+    check_file_path(out)
     results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks, model=args.model, device=args.device,
                              trust_code=args.trust_code, **options)
     validate(results, "phyre_results")
-    out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, results)
     print(summary_text(results))
     print(f"wrote {out}")
@@ -321,8 +381,7 @@ def cmd_phyre_maps(args) -> None:
     from wmbench.eval.puzzle_agent import plot_score_maps, score_map
     from wmbench.eval.puzzles import world_model_agent
 
-    if args.tasks < 1 or args.grid < 2:
-        raise ValueError(f"--tasks {args.tasks} --grid {args.grid}: at least 1 task and a grid of 2 or more cells a side")
+    check_file_path(args.out)
     train, test = split_tasks(args.split, args.fold, args.seed)
     options = {key: value for key in ("probe_samples", "horizon") if (value := getattr(args, key)) is not None}
     agent, description, _ = world_model_agent(args.model, train, args.seed, True, args.device, args.trust_code, options)
@@ -341,14 +400,14 @@ def add_rollout_options(parser: argparse.ArgumentParser, steps: int) -> None:
     names = ", ".join(ENVS)
     parser.add_argument("--env", required=True, help=f"environment: {names} (or a full id)")
     parser.add_argument("--policy", help="data policy (default: the env's own; see `wmbench envs`)")
-    parser.add_argument("--steps", type=int, default=steps, help=f"at most this many steps (default {steps})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the env reset and the policy (default 0)")
+    parser.add_argument("--steps", type=whole_number(1, MAX_STEPS), default=steps, help=f"at most this many steps (default {steps})")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the env reset and the policy (default 0)")
     parser.add_argument("--resolution", type=frame_size, default=224, help="frame size: N for N x N, or WIDTHxHEIGHT (default 224)")
     parser.add_argument("--variation", help="a preset name or a JSON object of factors, e.g. '{\"block_scale\": 36}'")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wmbench", description="Environments, datasets and MPC evaluation for action-conditioned world models."
     )
     parser.add_argument("--version", action="version", version=f"wmbench {wmbench.__version__}")
@@ -360,13 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="a PNG sheet of frames from a policy rollout, the goal beside")
     add_rollout_options(render, steps=40)
-    render.add_argument("--frames", type=int, default=6, help="frames on the sheet (default 6)")
+    render.add_argument("--frames", type=whole_number(1, 100), default=6, help="frames on the sheet (default 6)")
     render.add_argument("--out", type=Path, required=True, help="PNG file to write")
     render.set_defaults(run=cmd_render)
 
     rollout = commands.add_parser("rollout", help="run a data policy, write a GIF clip and a JSON summary")
     add_rollout_options(rollout, steps=100)
-    rollout.add_argument("--fps", type=int, default=10, help="GIF frame rate (default 10, the control rate)")
+    rollout.add_argument("--fps", type=whole_number(1, 100), default=10, help="GIF frame rate (default 10, the control rate)")
     rollout.add_argument("--out", type=Path, required=True, help="GIF file to write (the summary goes beside it, .json)")
     rollout.set_defaults(run=cmd_rollout)
 
@@ -381,21 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--recipe", type=Path, help="a recipe file (datasets/*.toml); fixes everything but --out and --workers")
     collect.add_argument("--env", help=f"environment: {', '.join(ENVS)}")
     collect.add_argument("--policy", help="data policy (default: the env's own; listed below)")
-    collect.add_argument("--episodes", type=int, help="number of episodes")
-    collect.add_argument("--steps", type=int, help="env steps per episode")
-    collect.add_argument("--seed", type=int, help="dataset seed (default 0)")
-    collect.add_argument("--resolution", type=int, help="pixel size of the frames (default 224)")
+    collect.add_argument("--episodes", type=whole_number(1, 10_000_000), help="number of episodes")
+    collect.add_argument("--steps", type=whole_number(1, MAX_STEPS), help="env steps per episode")
+    collect.add_argument("--seed", type=SEED, help="dataset seed (default 0)")
+    collect.add_argument("--resolution", type=whole_number(MIN_RESOLUTION, MAX_RESOLUTION), help="pixel size of the frames (default 224)")
     collect.add_argument("--variation", help="a preset name or a JSON object of factors")
     collect.add_argument("--out", help="Minari dataset id to write, (namespace/)name-vN, e.g. pusht-weak-mini-v0")
-    collect.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
+    collect.add_argument("--workers", type=whole_number(1, 1024), default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     collect.add_argument("--resume", action="store_true", help="continue an interrupted collection of the same recipe")
     collect.set_defaults(run=cmd_collect)
 
     datasets = commands.add_parser("datasets", help="list local datasets, or summarize one and write a preview sheet")
     datasets.add_argument("action", nargs="?", choices=["show"], help="show NAME: summary and preview")
     datasets.add_argument("name", nargs="?", help="dataset id (or path) for show")
-    datasets.add_argument("--episodes", type=int, default=4, help="random episodes on the preview (default 4)")
-    datasets.add_argument("--seed", type=int, default=0, help="which random episodes (default 0)")
+    datasets.add_argument("--episodes", type=whole_number(1, 64), default=4, help="random episodes on the preview (default 4)")
+    datasets.add_argument("--seed", type=SEED, default=0, help="which random episodes (default 0)")
     datasets.add_argument("--out", type=Path, help="preview PNG (default runs/datasets/NAME.png)")
     datasets.add_argument("--verify", action="store_true", help="recompute every checksum against the manifest")
     datasets.set_defaults(run=cmd_datasets)
@@ -405,44 +464,54 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan with a world model (or the true simulator: --model oracle; random actions: --model random) "
         "from the env's frozen start/goal pairs, all episodes in one batch, and write results.json, summary.png and "
         "optional GIFs.")
-    evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle or random")
+    evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle (CEM with the true simulator), expert (the scripted data policy aimed at the goal: tworoom, cube) or random")
     evaluation.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
     standard = GOAL_REACHING
-    evaluation.add_argument("--episodes", type=int, default=standard.episodes, help=f"pairs drawn from the evaluation set (default {standard.episodes})")
-    evaluation.add_argument("--budget", type=int, default=standard.budget, help=f"env steps per episode (default {standard.budget})")
-    evaluation.add_argument("--seed", type=int, default=standard.seed, help=f"which pairs, and the planner's seed (default {standard.seed})")
+    evaluation.add_argument("--episodes", type=whole_number(1, 100_000), default=standard.episodes, help=f"pairs drawn from the evaluation set (default {standard.episodes})")
+    evaluation.add_argument("--budget", type=whole_number(1, MAX_STEPS), default=standard.budget, help=f"env steps per episode (default {standard.budget})")
+    evaluation.add_argument("--seed", type=SEED, default=standard.seed, help=f"which pairs, and the planner's seed (default {standard.seed})")
     evaluation.add_argument("--planner", default=standard.planner, choices=["cem", "mppi", "icem", "gd"], help=f"default {standard.planner}")
-    evaluation.add_argument("--horizon", type=int, default=standard.horizon, help=f"model steps planned (default {standard.horizon})")
-    evaluation.add_argument("--replan-every", type=int, help="model steps executed between plans (default: the horizon)")
-    evaluation.add_argument("--samples", type=int, help=f"candidates per episode (planner default; the oracle's CEM: {ORACLE.samples})")
-    evaluation.add_argument("--iterations", type=int, help=f"optimizer iterations (planner default; the oracle's CEM: {ORACLE.iterations})")
+    evaluation.add_argument("--horizon", type=whole_number(1, 1000), default=standard.horizon, help=f"model steps planned (default {standard.horizon})")
+    evaluation.add_argument("--replan-every", type=whole_number(1, 1000), help="model steps executed between plans (default: the horizon)")
+    evaluation.add_argument("--samples", type=whole_number(1, 1_000_000), help=f"candidates per episode (planner default; the oracle's CEM: {ORACLE.samples})")
+    evaluation.add_argument("--iterations", type=whole_number(1, 100_000), help=f"optimizer iterations (planner default; the oracle's CEM: {ORACLE.iterations})")
     evaluation.add_argument("--option", action="append", metavar="KEY=VALUE", help="any other planner hyperparameter, repeatable")
-    evaluation.add_argument("--videos", type=int, default=0, help="write a GIF (agent | goal) of the first N episodes")
+    evaluation.add_argument("--videos", type=whole_number(0, 1000), default=0, help="write a GIF (agent | goal) of the first N episodes")
     evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL_PLANNER_seedSEED)")
     add_model_options(evaluation)
     evaluation.set_defaults(run=cmd_eval)
 
-    voe = commands.add_parser("voe", help="violation of expectation: a model's surprise at teleports and recolors")
+    voe = commands.add_parser("voe", help="violation of expectation: a model's surprise at teleports and recolors, next to an untrained null's")
     voe.add_argument("--model", required=True, help="a wmbench checkpoint (or a research spec with --trust-code)")
     voe.add_argument("--env", required=True, help=f"environment: {', '.join(ENVS)}")
-    voe.add_argument("--episodes", type=int, default=VOE.episodes, help=f"paired trajectories per perturbation (default {VOE.episodes})")
-    voe.add_argument("--steps", type=int, help="env steps per trajectory")
-    voe.add_argument("--perturb-step", type=int, help="env step at which the perturbation happens")
-    voe.add_argument("--seed", type=int, default=VOE.seed, help=f"default {VOE.seed}")
+    voe.add_argument("--episodes", type=whole_number(2, 100_000), default=VOE.episodes, help=f"paired trajectories per perturbation (default {VOE.episodes})")
+    voe.add_argument("--steps", type=whole_number(1, MAX_STEPS), help="env steps per trajectory")
+    voe.add_argument("--perturb-step", type=whole_number(1, MAX_STEPS), help="env step at which the perturbation happens")
+    voe.add_argument("--seed", type=SEED, default=VOE.seed, help=f"default {VOE.seed}")
     voe.add_argument("--out", type=Path, help="output folder (default runs/voe/ENV_MODEL_seedSEED)")
     add_model_options(voe)
     voe.set_defaults(run=cmd_voe)
 
+    compare = commands.add_parser(
+        "compare", help="paired comparison of two goal-reaching runs on the same pairs: difference, bootstrap interval, McNemar test",
+        description="Compare two results JSONs of `wmbench eval` on the same env, evaluation set, budget and pairs: the success "
+        "of each, the paired difference A - B with its bootstrap interval, the discordant pairs and an exact McNemar test. "
+        "Runs on different pairs are refused.")
+    compare.add_argument("first", type=Path, metavar="A.json", help="a results JSON of `wmbench eval`")
+    compare.add_argument("second", type=Path, metavar="B.json", help="another, on the same pairs")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.set_defaults(run=cmd_compare)
+
     export = commands.add_parser("export", help="turn a research checkpoint into the self-contained format (no author code)")
     export.add_argument("--model", required=True, help="a research spec JSON or pickle (needs --trust-code)")
     export.add_argument("--out", type=Path, required=True, help="the checkpoint file to write")
-    export.add_argument("--horizon", type=int, default=5, help="longest rollout the export supports, in model steps (default 5)")
+    export.add_argument("--horizon", type=whole_number(1, 1000), default=5, help="longest rollout the export supports, in model steps (default 5)")
     export.add_argument("--trust-code", action="store_true", help="required: loading a research checkpoint runs its code")
     export.set_defaults(run=cmd_export)
 
     evalset = commands.add_parser("evalset", help="regenerate a frozen evaluation set (start/goal pairs) bit for bit")
     evalset.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
-    evalset.add_argument("--out", type=Path, default=Path("datasets/eval"), help="directory (default datasets/eval)")
+    evalset.add_argument("--out", type=Path, help="directory (default: the package's wmbench/data/eval_sets, where `wmbench eval` reads)")
     evalset.set_defaults(run=cmd_evalset)
 
     submit = commands.add_parser("submit", help="check a results JSON (goal-reaching or PHYRE) against its outcomes and the standard protocol; add it to the leaderboard")
@@ -453,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--custom", action="store_true", help="accept non-standard settings into the separate custom-protocol table")
     submit.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to merge into (default {LEADERBOARD})")
     submit.set_defaults(run=cmd_submit)
+
 
     leaderboard = commands.add_parser("leaderboard", help="render the leaderboard: a static HTML page and a Markdown table")
     leaderboard.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to render (default {LEADERBOARD})")
@@ -468,25 +538,25 @@ def build_parser() -> argparse.ArgumentParser:
                                  "balls, largest first: size alone) or world-model (needs --model)")
     phyre_eval.add_argument("--model", help="world-model agent: a checkpoint trained on PHYRE frames and 3-d actions")
     phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
-    phyre_eval.add_argument("--fold", type=int, default=0, help="fold 0-4 of the 80/20 split (default 0)")
-    phyre_eval.add_argument("--seed", type=int, default=PUZZLES.seed, help=f"seed of the folds and of the agent (default {PUZZLES.seed})")
-    phyre_eval.add_argument("--tasks", type=int, help="only the first N test tasks (default all)")
+    phyre_eval.add_argument("--fold", type=whole_number(0, 4), default=0, help="fold 0-4 of the 80/20 split (default 0)")
+    phyre_eval.add_argument("--seed", type=SEED, default=PUZZLES.seed, help=f"seed of the folds and of the agent (default {PUZZLES.seed})")
+    phyre_eval.add_argument("--tasks", type=whole_number(1, 100_000), help="only the first N test tasks (default all)")
     phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json)")
     ranking = phyre_eval.add_argument_group("world-model agent")
-    ranking.add_argument("--candidates", type=int, help=f"random valid placements ranked per task (default {PUZZLES.candidates})")
-    ranking.add_argument("--probe-samples", type=int, help=f"placements on training tasks the success probe is fitted on (default {PUZZLES.probe_samples})")
-    ranking.add_argument("--horizon", type=int, help=f"model steps predicted before the probe reads the latent (default: {PUZZLES.horizon_seconds} s of physics)")
+    ranking.add_argument("--candidates", type=whole_number(1, 1_000_000), help=f"random valid placements ranked per task (default {PUZZLES.candidates})")
+    ranking.add_argument("--probe-samples", type=whole_number(1, 10_000_000), help=f"placements on training tasks the success probe is fitted on (default {PUZZLES.probe_samples})")
+    ranking.add_argument("--horizon", type=whole_number(1, 1000), help=f"model steps predicted before the probe reads the latent (default: {PUZZLES.horizon_seconds} s of physics)")
     add_model_options(ranking)
     phyre_eval.set_defaults(run=cmd_phyre_eval)
     maps = phyre_commands.add_parser("maps", help="where a ball solves a test task vs a world model's probe score, over a grid (PNG)")
     maps.add_argument("--model", required=True, help="a checkpoint trained on PHYRE frames and 3-d actions")
     maps.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
-    maps.add_argument("--fold", type=int, default=0, help="fold 0-4 (default 0): the probe fits on its training tasks")
-    maps.add_argument("--seed", type=int, default=PUZZLES.seed, help=f"seed of the folds and of the probe's data (default {PUZZLES.seed})")
-    maps.add_argument("--tasks", type=int, default=4, help="test tasks shown, spread over the fold (default 4)")
-    maps.add_argument("--grid", type=int, default=32, help="cells a side (default 32; each cell is one simulation)")
-    maps.add_argument("--probe-samples", type=int, help=f"placements on training tasks the probe is fitted on (default {PUZZLES.probe_samples})")
-    maps.add_argument("--horizon", type=int, help=f"model steps predicted (default: {PUZZLES.horizon_seconds} s of physics)")
+    maps.add_argument("--fold", type=whole_number(0, 4), default=0, help="fold 0-4 (default 0): the probe fits on its training tasks")
+    maps.add_argument("--seed", type=SEED, default=PUZZLES.seed, help=f"seed of the folds and of the probe's data (default {PUZZLES.seed})")
+    maps.add_argument("--tasks", type=whole_number(1, 100), default=4, help="test tasks shown, spread over the fold (default 4)")
+    maps.add_argument("--grid", type=whole_number(2, 256), default=32, help="cells a side (default 32; each cell is one simulation)")
+    maps.add_argument("--probe-samples", type=whole_number(1, 10_000_000), help=f"placements on training tasks the probe is fitted on (default {PUZZLES.probe_samples})")
+    maps.add_argument("--horizon", type=whole_number(1, 1000), help=f"model steps predicted (default: {PUZZLES.horizon_seconds} s of physics)")
     add_model_options(maps)
     maps.add_argument("--out", type=Path, default=Path("phyre_maps.png"), help="PNG to write (default phyre_maps.png)")
     maps.set_defaults(run=cmd_phyre_maps)
@@ -494,10 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")
     clevrer_commands = clevrer.add_subparsers(dest="clevrer_command", required=True, metavar="ACTION")
     generate = clevrer_commands.add_parser("generate", help="seeded videos (MP4), annotations and questions, in parallel")
-    generate.add_argument("--videos", type=int, required=True, help="how many videos")
+    generate.add_argument("--videos", type=whole_number(1, 10_000_000), required=True, help="how many videos")
     generate.add_argument("--out", type=Path, required=True, help="output folder")
-    generate.add_argument("--seed", type=int, default=0, help="video i comes from SeedSequence(seed, spawn_key=(i,)) (default 0)")
-    generate.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    generate.add_argument("--seed", type=SEED, default=0, help="video i comes from SeedSequence(seed, spawn_key=(i,)) (default 0)")
+    generate.add_argument("--workers", type=whole_number(1, 1024), default=2, help="processes (default 2)")
     generate.add_argument("--resolution", type=frame_size, default=(320, 480), help="WIDTHxHEIGHT of the videos (default 480x320, as CLEVRER)")
     generate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
     generate.set_defaults(run=cmd_clevrer_generate)
@@ -508,9 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.set_defaults(run=cmd_clevrer_score)
     scene_eval = clevrer_commands.add_parser("eval", help="a world model on passive videos: latent prediction error by horizon, linear probes")
     scene_eval.add_argument("--model", required=True, help="a wmbench checkpoint taking CLEVRER frames and 4-d actions")
-    scene_eval.add_argument("--videos", type=int, default=20, help="passive videos recorded (default 20; the probe trains on 80%%)")
-    scene_eval.add_argument("--horizons", type=int, default=5, help="model steps predicted (default 5)")
-    scene_eval.add_argument("--seed", type=int, default=0, help="first reset seed (default 0)")
+    scene_eval.add_argument("--videos", type=whole_number(2, 100_000), default=20, help="passive videos recorded (default 20; the probe trains on 80%%)")
+    scene_eval.add_argument("--horizons", type=whole_number(1, 100), default=5, help="model steps predicted (default 5)")
+    scene_eval.add_argument("--seed", type=SEED, default=0, help="first reset seed (default 0)")
     scene_eval.add_argument("--out", type=Path, default=Path("clevrer_eval.json"), help="the report (default clevrer_eval.json)")
     add_model_options(scene_eval)
     scene_eval.set_defaults(run=cmd_clevrer_eval)
@@ -525,12 +595,13 @@ def build_parser() -> argparse.ArgumentParser:
 def frame_size(text: str) -> int | tuple[int, int]:
     """``96`` -> 96 (square); ``480x320`` (width x height) -> (320, 480), the (height, width) envs take."""
     try:
-        if "x" in text.lower():
-            width, height = (int(n) for n in text.lower().split("x"))
-            return height, width
-        return int(text)
+        sides = [int(n) for n in text.lower().split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give N or WIDTHxHEIGHT, e.g. 224 or 480x320") from None
+        sides = []
+    if len(sides) not in (1, 2) or not all(MIN_RESOLUTION <= side <= MAX_RESOLUTION for side in sides):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give N or WIDTHxHEIGHT, each side {MIN_RESOLUTION}..{MAX_RESOLUTION} px, e.g. 224 or 480x320")
+    return sides[0] if len(sides) == 1 else (sides[1], sides[0])
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -550,18 +621,42 @@ def policy_help() -> str:
     return "\n".join(lines)
 
 
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+FILE_FIXES = {
+    FileNotFoundError: "does not exist: check the path",
+    IsADirectoryError: "is a folder: give a file's path",
+    NotADirectoryError: "goes through a file as if it were a folder: check the path",
+    PermissionError: "is not accessible (permission denied): choose a path you can read and write",
+}
+
+
+def file_problem(error: OSError) -> str:
+    """One line naming the file and what to do about it."""
+    fix = next((text for kind, text in FILE_FIXES.items() if isinstance(error, kind)), error.strerror or one_line(error))
+    return f"{error.filename} {fix}" if error.filename else fix
+
+
 def main(argv: list[str] | None = None) -> int:
     from wmbench.data.collect import CollectionStopped
 
-    args = build_parser().parse_args(argv)
-    if (getattr(args, "steps", 1) or 1) < 1 or getattr(args, "frames", 1) < 1:
-        raise SystemExit("error: --steps and --frames must be at least 1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "datasets" and (args.action == "show") != (args.name is not None):
-        raise SystemExit("error: `wmbench datasets` lists; `wmbench datasets show NAME` shows one")
+        parser.error("`wmbench datasets` lists; `wmbench datasets show NAME` shows one")
     try:
         args.run(args)
+        sys.stdout.flush()  # so that a reader who left early (`wmbench envs | head`) is noticed here, not at exit
+    except BrokenPipeError:  # not an error: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail again
+        return 0
     except (ValueError, ImportError) as error:  # bad names and options, a missing extra: one clear line
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file that is missing, unreadable, or a folder where a file was meant
+        print(f"error: {file_problem(error)}", file=sys.stderr)
         return 2
     except CollectionStopped as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)

@@ -69,6 +69,10 @@ from wmbench.protocol import GOAL_REACHING
 CostFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+SETTING_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+SETTING_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string"}
+
+
 @dataclass
 class PlannerConfig:
     """Settings every planner has; each planner's own dataclass adds its hyperparameters."""
@@ -79,10 +83,14 @@ class PlannerConfig:
     compile: bool = False  # torch.compile the cost function
 
     def __post_init__(self):
+        for setting in fields(self):
+            value, kind = getattr(self, setting.name), setting.type  # the annotation's name: "int", "float", ...
+            if not isinstance(value, SETTING_TYPES[kind]) or (kind != "bool" and isinstance(value, bool)) or (
+                    kind == "float" and not math.isfinite(value)):
+                raise ValueError(f"planner hyperparameter {setting.name}={value!r}: expected {SETTING_NAMES[kind]}")
         for key in ("samples", "iterations"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"planner hyperparameter {key}={value!r}: expected a positive integer")
+            if getattr(self, key) < 1:
+                raise ValueError(f"planner hyperparameter {key}={getattr(self, key)!r}: expected a positive integer")
 
 
 @dataclass
@@ -94,7 +102,8 @@ class CEMConfig(PlannerConfig):
     def __post_init__(self):
         super().__post_init__()
         if not 2 <= self.elites <= self.samples:
-            raise ValueError(f"planner hyperparameter elites={self.elites}: expected 2 <= elites <= samples ({self.samples})")
+            raise ValueError(f"planner hyperparameter elites={self.elites}: expected 2 <= elites <= samples ({self.samples}); "
+                             f"with fewer samples, also pass --option elites=N for some N from 2 to {self.samples}")
         if self.init_std < 0:
             raise ValueError(f"planner hyperparameter init_std={self.init_std}: expected >= 0")
         if self.result not in ("mean", "best"):

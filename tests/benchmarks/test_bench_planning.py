@@ -1,7 +1,7 @@
 """One MPC replanning round with a LeWM-sized model: all episodes in one batch against one episode
 at a time, with the same planner code.
 
-The model has LeWM's size (REFERENCE.md section 8) and random weights: a ViT-tiny encoder (224 px
+The model has LeWM's published size and random weights: a ViT-tiny encoder (224 px
 frames, patch 14, 12 layers, 3 heads, dim 192, a 2048-wide projector with BatchNorm; 6.3M
 parameters) and a 6-layer, 16-head, dim-192 transformer predictor conditioned on the action blocks
 (9.3M parameters). LeWM's predictor has heads of 64 (attention 1024 wide) and AdaLN-zero
