@@ -26,17 +26,20 @@ class EnvEntry:
     # video: passive videos with events and questions (no goal to reach); puzzle: one action, then
     # passive physics, scored by AUCCESS
     task: str = "goal"
+    # gymnasium's "solved" episode return: 1.0 where the reward is 1 on success and 0 before it, so
+    # a return reaches it exactly when the episode reaches its goal; None where no return means solved
+    reward_threshold: float | None = None
 
 
 ENVS: dict[str, EnvEntry] = {
     entry.short_name: entry
     for entry in (
-        EnvEntry("pusht", "wmbench/PushT-v0", "wmbench.envs.pusht:PushTEnv", 300, "weak"),
-        EnvEntry("tworoom", "wmbench/TwoRoom-v0", "wmbench.envs.tworoom:TwoRoomEnv", 200, "expert"),
-        EnvEntry("reacher", "wmbench/Reacher-v0", "wmbench.envs.reacher:ReacherEnv", 200, "random", extra="mujoco"),
-        EnvEntry("cube", "wmbench/Cube-v0", "wmbench.envs.cube:CubeEnv", 200, "oracle", extra="mujoco"),
+        EnvEntry("pusht", "wmbench/PushT-v0", "wmbench.envs.pusht:PushTEnv", 300, "weak", reward_threshold=1.0),
+        EnvEntry("tworoom", "wmbench/TwoRoom-v0", "wmbench.envs.tworoom:TwoRoomEnv", 200, "expert", reward_threshold=1.0),
+        EnvEntry("reacher", "wmbench/Reacher-v0", "wmbench.envs.reacher:ReacherEnv", 200, "random", extra="mujoco", reward_threshold=1.0),
+        EnvEntry("cube", "wmbench/Cube-v0", "wmbench.envs.cube:CubeEnv", 200, "oracle", extra="mujoco", reward_threshold=1.0),
         EnvEntry("clevrer", "wmbench/CLEVRER-v0", "wmbench.envs.clevrer:ClevrerEnv", 127, "passive", extra="clevrer", task="video"),
-        EnvEntry("phyre", "wmbench/PHYRE-v0", "wmbench.envs.phyre:PhyreEnv", 18, "random_valid", task="puzzle"),
+        EnvEntry("phyre", "wmbench/PHYRE-v0", "wmbench.envs.phyre:PhyreEnv", 18, "random_valid", task="puzzle", reward_threshold=1.0),
     )
 }
 GOAL_ENVS: dict[str, EnvEntry] = {name: entry for name, entry in ENVS.items() if entry.task == "goal"}
@@ -50,6 +53,7 @@ def register_envs() -> None:
                 id=entry.id,
                 entry_point=entry.entry_point,
                 max_episode_steps=entry.max_episode_steps,
+                reward_threshold=entry.reward_threshold,
             )
 
 

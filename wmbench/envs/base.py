@@ -9,7 +9,9 @@ benchmark relies on is done here, the same way for every environment:
 ============================  =================================================================
 observation                   dict with ``pixels`` (uint8 HxWx3, ``resolution=`` to change),
                               ``state`` (float32 privileged state), ``proprio`` (float32, agent
-                              only); ``obs_type`` picks which keys are computed and returned
+                              only); ``obs_type`` picks which keys are computed and returned.
+                              ``obs_type="pixels"`` gives the image itself (a ``Box``, as
+                              gymnasium's image wrappers expect); ``["pixels"]`` the dict
 action                        normalized to [-1, 1]; a wrong shape, anything but real numbers
                               (complex, text, booleans, None, ragged lists) or a non-finite
                               action raises ``ValueError``; finite values outside the box are
@@ -17,10 +19,12 @@ action                        normalized to [-1, 1]; a wrong shape, anything but
 ``reset(seed, options)``      options ``state``, ``goal_state`` (else sampled from the seed),
                               ``variation`` (merged over the constructor's); any other key
                               raises ``ValueError``
-reset ``info``                ``goal`` (pixels of the goal state), ``goal_state`` (float64,
-                              exact), ``success``
-                              (a start that already satisfies its goal shows ``True`` here)
-step ``info``                 ``success`` by the env's ``success_rule``, plus env extras
+reset and step ``info``       the same keys at reset and at every step, as gymnasium expects
+                              and Minari's ``DataCollector(record_infos=True)`` needs: ``goal``
+                              (pixels of the goal state, drawn at reset), ``goal_state``
+                              (float64, exact), ``success``
+                              by the env's ``success_rule`` (a start that already satisfies its
+                              goal shows ``True`` at reset), plus env extras
 termination                   on success, unless ``terminate_on_success=False``
 ``get_state``/``set_state``   exact round trip; the future after ``set_state(s)`` depends on
                               ``s`` alone, as after ``reset(options={"state": s})``
@@ -36,6 +40,11 @@ arguments                     ``resolution`` 8-4096 px a side, ``obs_type``, ``s
                               argument, the value and what is valid, in one line
 ``perturb(kind, **kw)``       ``"teleport"`` and ``"recolor"`` for violation-of-expectation
                               tests; returns ``(obs, info)`` with what changed in ``info``
+``dt``, ``render_fps``        ``dt``: the seconds of simulated time one step spans (None where
+                              a step has no duration); ``metadata["render_fps"]`` is ``1 / dt``
+copies                        ``copy.deepcopy(env)`` and ``pickle`` give an env whose future
+                              (observations and rewards under the same actions) is the
+                              original's, bit for bit
 ============================  =================================================================
 """
 
@@ -240,6 +249,7 @@ class WorldModelEnv(gym.Env):
     """Base class of every wmbench environment; see the module docstring for the contract."""
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    dt: float | None = None  # seconds of simulated time per step (gymnasium's MuJoCo envs' name); render_fps = 1 / dt
 
     # Filled in by each environment.
     env_name: ClassVar[str]  # "PushT"
@@ -270,6 +280,7 @@ class WorldModelEnv(gym.Env):
         except ValueError as error:
             raise ValueError(f"{self.env_name}: {error}") from None
         self.obs_keys = self._parse_obs_type(obs_type)
+        self._image_only = isinstance(obs_type, str) and obs_type == "pixels"
         self.terminate_on_success = self._argument("terminate_on_success", Flag(), terminate_on_success)
         self._base_variation = self.resolve_variation(variation)
         self.variation = dict(self._base_variation)
@@ -281,9 +292,10 @@ class WorldModelEnv(gym.Env):
             "state": spaces.Box(low, high, dtype=np.float32),
             "proprio": spaces.Box(low[self._proprio_index], high[self._proprio_index], dtype=np.float32),
         }
-        self.observation_space = spaces.Dict({key: boxes[key] for key in self.obs_keys})
+        self.observation_space = boxes["pixels"] if self._image_only else spaces.Dict({key: boxes[key] for key in self.obs_keys})
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
         self._goal_state: np.ndarray | None = None
+        self._goal_frame: np.ndarray | None = None
         self._warned_clip = False
 
     # ------------------------------------------------------------------ to implement
@@ -370,14 +382,11 @@ class WorldModelEnv(gym.Env):
         goal = self._sample_goal_state(self.np_random, start) if goal is None else self._check_state(goal, "options['goal_state']")
         self._goal_state = goal
         self._load_state(start)
+        self._goal_frame = self._draw(goal).copy()  # a renderer may draw the next frame into the array it returned
 
         state = self.get_state()
-        info = {
-            "goal": self._draw(goal),
-            "goal_state": goal.copy(),  # float64: resetting to it reproduces the goal image exactly
-            "success": self._evaluate(state, goal)[0],
-        }
-        return self._observation(state), info
+        success, _, diagnostics = self._evaluate(state, goal)
+        return self._observation(state), self._info(success, diagnostics)
 
     def step(self, action):
         if self._goal_state is None:
@@ -386,7 +395,7 @@ class WorldModelEnv(gym.Env):
         state = self.get_state()
         success, reward, diagnostics = self._evaluate(state, self._goal_state)
         terminated = success and self.terminate_on_success
-        return self._observation(state), reward, terminated, False, {"success": success, **diagnostics}
+        return self._observation(state), reward, terminated, False, self._info(success, diagnostics)
 
     def set_state(self, state) -> None:
         """Put the env in ``state`` (as returned by ``get_state``); the goal is unchanged."""
@@ -438,7 +447,18 @@ class WorldModelEnv(gym.Env):
         return {"target": target, "before": before, "after": self.variation[key]}
 
     # ------------------------------------------------------------------ helpers
-    def _observation(self, state: np.ndarray) -> dict[str, np.ndarray]:
+    def _info(self, success: bool, diagnostics: dict[str, Any]) -> dict[str, Any]:
+        """The info of reset and of every step, with the same keys at both (a subclass adds its extras here)."""
+        return {
+            "goal": self._goal_frame.copy(),  # new arrays at every call: a user may keep and change what they were given
+            "goal_state": self._goal_state.copy(),  # float64: resetting to it reproduces the goal image exactly
+            "success": success,
+            **diagnostics,
+        }
+
+    def _observation(self, state: np.ndarray) -> dict[str, np.ndarray] | np.ndarray:
+        if self._image_only:
+            return self._draw(state)
         obs = {}
         if "pixels" in self.obs_keys:
             obs["pixels"] = self._draw(state)

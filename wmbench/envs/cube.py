@@ -8,7 +8,8 @@ goal-image task, exact state save/restore, its renderer and the variations.
 id                  ``wmbench/Cube-v0`` (200 steps per episode)
 action              ``Box(-1, 1, (5,))``: end-effector dx, dy, dz, dyaw and gripper, scaled by
                     (0.05 m, 0.05 m, 0.05 m, 0.3 rad, 1) and tracked by ogbench's inverse
-                    kinematics and PD control; one step is 0.05 s (25 physics steps of 0.002 s)
+                    kinematics and PD control; one step is 0.05 s (25 physics steps of 0.002 s;
+                    ``env.dt``, ``render_fps`` 20)
 state (48)          MuJoCo ``qpos`` (21: 6 arm joints, 8 gripper joints, cube position and
                     quaternion), ``qvel`` (20) and the target pose (position, quaternion), which
                     places the target marker when it is shown
@@ -31,6 +32,11 @@ perturb             ``teleport(target="cube", position=)``: the cube jumps to th
                     or a random spot at least 0.1 m away; ``teleport(target="arm")``: the arm
                     jumps to a new random start pose, gripper open (a held cube falls);
                     ``recolor(target="cube"|"floor", color=)``
+copies              ``copy.deepcopy`` and ``pickle`` carry ogbench's simulation as its whole
+                    ``MjData`` (ogbench's own objects can be neither deep-copied nor pickled),
+                    so the copy's future is the original's bit for bit. Loading ``get_state()``
+                    is not that: ogbench's controller reads positions MuJoCo computed before the
+                    last physics step, which a load recomputes
 ==================  ============================================================================
 """
 
@@ -52,6 +58,7 @@ from wmbench.envs.base import Color, Factor, Flag, Number, Point, shown
 from wmbench.envs.mujoco_env import MujocoEnv
 
 SUCCESS_DISTANCE = 0.04  # m
+CONTROL_TIMESTEP = 0.05  # s, ogbench's: 25 physics steps of 0.002 s
 CUBE_SIZE = 0.04  # m, edge
 CUBE_AREA = ((0.3, -0.3), (0.55, 0.3))  # (x, y) low and high of ogbench's cube and target sampling
 WORKSPACE = ((0.25, -0.35), (0.6, 0.35))  # (x, y) low and high of where ogbench's gripper can go
@@ -115,6 +122,8 @@ class CubeSimulation(OgbenchCubeEnv):
 
 class CubeEnv(MujocoEnv):
     env_name = "Cube"
+    dt = CONTROL_TIMESTEP
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1 / dt}
     camera_name = "front_pixels"
     nearest_mesh = 0.45  # the gripper at the top front corner of the arm's workspace
     state_names = QPOS_NAMES + QVEL_NAMES + TARGET_NAMES
@@ -153,12 +162,30 @@ class CubeEnv(MujocoEnv):
         self._apply_variation()
 
     def _resize_cube(self, size: float) -> None:
+        """Recompile ogbench's scene with a cube (and target) of edge ``size``, and its picture side."""
+        self._compile(size)
+        self._size = size
+        self._build_picture()
+
+    def _compile(self, size: float) -> None:
         """Recompile ogbench's scene with a cube (and target) of edge ``size``."""
         self.sim.mjcf_model.find("default", "cube").geom.size = [size / 2] * 3
         self.sim.mark_dirty()
         self.sim.reset(seed=0)
-        self._size = size
-        self._build_picture()
+
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and ``pickle`` copy: ogbench's simulation as its ``MjData`` (see the
+        docstring's ``copies``)."""
+        return {**self.__dict__, "sim": None, "_kinematics": None, "_sim_data": self.sim.data}
+
+    def __setstate__(self, state: dict) -> None:
+        data = state.pop("_sim_data")
+        self.__dict__.update(state)
+        self.sim = CubeSimulation()
+        self.sim.reset(seed=0)
+        if self._size != CUBE_SIZE:
+            self._compile(self._size)
+        mujoco.mj_copyData(self.sim.data, self.sim.model, data)
 
     def _build_picture(self) -> None:
         self._build_renderer(self.sim.model)

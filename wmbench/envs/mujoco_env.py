@@ -3,7 +3,9 @@
 The picture side keeps its own copy of the compiled model and its own ``MjData``: drawing a
 state (the current one, a goal, any state of a dataset) writes it there, never into the
 simulation, and visual variations (colors, lights, camera) are made on that copy only, so the
-simulator's own bookkeeping cannot undo them.
+simulator's own bookkeeping cannot undo them. Nothing touches OpenGL before the first frame (see
+``mujoco_render``), so an environment can be built in one process and used in a forked one, and
+it is copied (``copy.deepcopy``, ``pickle``) with its renderer's model but not its OpenGL objects.
 """
 
 from __future__ import annotations

@@ -11,7 +11,12 @@ instead of 130-150, and nothing a world model needs to see is lost.
 
 One OpenGL context serves every renderer of the process, so the context and shader set-up (the
 "first-render cost", 0.3-1 s) is paid once per process, not once per environment or reset.
-Create environments in the process that uses them: a context does not survive ``fork``.
+It is made on the first frame, not when an environment is built: a process may build
+environments and then fork (gymnasium's ``AsyncVectorEnv`` builds one to read its spaces), and
+each child draws with its own. OpenGL does not survive a fork made after that first frame, so a
+child of such a process refuses to draw (a clear error instead of a hang); a ``spawn`` child is
+fine. A renderer is copied (``copy.deepcopy``, ``pickle``) without its OpenGL objects: the copy
+makes its own on its first frame.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ def gl_context() -> mujoco.GLContext:
     if mujoco was imported earlier, with no ``MUJOCO_GL``, and picked its windowed default.
     """
     global _context, _context_pid
-    if _context is None or _context_pid != os.getpid():
+    if _context is not None and _context_pid != os.getpid():
+        raise RuntimeError(
+            f"this process was forked from process {_context_pid} after that one had drawn a MuJoCo frame; "
+            "OpenGL cannot be used in such a child (it would hang). Start child processes with 'spawn' "
+            "(gym.make_vec(..., vectorization_mode='async', vector_kwargs={'context': 'spawn'}), or "
+            "multiprocessing.get_context('spawn')), or fork before the parent draws its first frame"
+        )
+    if _context is None:
         backend = os.environ.get("MUJOCO_GL", "egl").lower()
         try:
             if backend == "egl":
@@ -79,8 +91,11 @@ class MujocoRenderer:
     """Draws one camera of a model into uint8 (height, width, 3) frames, reusing its buffers.
 
     The renderer owns ``model`` (its copy of the scene: colors, lights and camera may be
-    changed between frames; call ``upload_texture`` after changing a texture's pixels).
+    changed between frames; call ``upload_texture`` after changing a texture's pixels). Its
+    OpenGL objects are made on its first frame, in the process that draws.
     """
+
+    _DRAWING = ("_context", "_scene", "_option", "_camera", "_viewport")
 
     def __init__(
         self,
@@ -94,7 +109,6 @@ class MujocoRenderer:
         reflection: bool = False,
         nearest_mesh: float | None = None,
     ):
-        gl_context()
         self.model = model
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
@@ -102,29 +116,42 @@ class MujocoRenderer:
             model.vis.quality.shadowsize = 0  # no shadow map: the shadow pass is skipped
         if not multisample:
             model.vis.quality.offsamples = 0
-        camera_id = model.camera(camera).id
-        half_height = np.tan(np.radians(model.cam_fovy[camera_id]) / 2)
+        self._camera_id = model.camera(camera).id
+        half_height = np.tan(np.radians(model.cam_fovy[self._camera_id]) / 2)
         if nearest_mesh is not None:
             pixel = 2 * nearest_mesh * half_height / height  # a pixel's footprint where meshes come closest
             simplify_meshes(model, cell=pixel / 2)
-        _clear_gl_errors()
-        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
-
+        self._shadows, self._reflection = shadows, reflection
         self._cull = not shadows and not reflection  # off-view geoms can still cast shadows or reflect
-        self._scene = mujoco.MjvScene(model, maxgeom=max(1000, 2 * model.ngeom))
-        self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
-        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = reflection
+        self._half_tangents = np.array([half_height * width / height, half_height])
+        self._buffer = np.empty((height, width, 3), np.uint8)
+        # OpenGL and scene objects: made on the first frame (`_start`), never copied
+        self._context: mujoco.MjrContext | None = None
+        self._scene = self._option = self._camera = self._viewport = None
+
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and ``pickle`` copy: everything but the drawing objects, which the
+        copy makes on its own first frame (OpenGL objects cannot be copied or pickled)."""
+        return {**self.__dict__, **dict.fromkeys(self._DRAWING)}
+
+    def _start(self) -> None:
+        """Make the OpenGL context of this model and the scene objects it draws with."""
+        _clear_gl_errors()
+        self._context = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        self._scene = mujoco.MjvScene(self.model, maxgeom=max(1000, 2 * self.model.ngeom))
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self._shadows
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = self._reflection
         self._option = mujoco.MjvOption()
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
-        self._camera.fixedcamid = camera_id
-        self._half_tangents = np.array([half_height * width / height, half_height])
-        self._viewport = mujoco.MjrRect(0, 0, width, height)
-        self._buffer = np.empty((height, width, 3), np.uint8)
+        self._camera.fixedcamid = self._camera_id
+        self._viewport = mujoco.MjrRect(0, 0, self._buffer.shape[1], self._buffer.shape[0])
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """A new frame of ``data`` (positions must be current: ``mj_forward`` or a step)."""
         gl_context()
+        if self._context is None:
+            self._start()
         if self._cull:
             groups = self.model.geom_group.copy()
             self.model.geom_group[~self._in_view(data)] = HIDDEN_GROUP
@@ -139,7 +166,7 @@ class MujocoRenderer:
 
     def _in_view(self, data: mujoco.MjData) -> np.ndarray:
         """Per geom: whether its bounding sphere reaches into the camera's view frustum."""
-        cam = self._camera.fixedcamid
+        cam = self._camera_id
         # geom centers in the camera frame: x right, y up, looking down -z
         local = (data.geom_xpos - data.cam_xpos[cam]) @ data.cam_xmat[cam].reshape(3, 3)
         depth = -local[:, 2]
@@ -150,8 +177,9 @@ class MujocoRenderer:
         return ~outside | (radius == 0)  # planes have no bounding sphere: always drawn
 
     def upload_texture(self, texture_id: int) -> None:
-        gl_context()
-        mujoco.mjr_uploadTexture(self.model, self._context, texture_id)
+        if self._context is not None:  # a context made later loads every texture as it is then
+            gl_context()
+            mujoco.mjr_uploadTexture(self.model, self._context, texture_id)
 
     def close(self) -> None:
         if self._context is not None:

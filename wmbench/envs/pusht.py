@@ -14,9 +14,10 @@ proprio (4)         agent x, y, vx, vy
 pixels              drawn directly at ``resolution`` (default 224), each pixel blended by the share
                     of its area a shape covers (``raster.py``), so poses show to a fraction of a pixel
 physics             gravity 0, ``space.damping`` 0 (the block moves only while pushed), friction
-                    0, dt 0.01 s, 10 substeps per action (10 Hz), PD: ``acc = 100 (target -
-                    pos) + 20 (0 - vel)``, T mass 1 with the reference moment of inertia (twice
-                    the crossbar's: a bug of the reference kept for comparability)
+                    0, dt 0.01 s, 10 substeps per action (10 Hz: ``env.dt`` 0.1 s, ``render_fps``
+                    10), PD: ``acc = 100 (target - pos) + 20 (0 - vel)``, T mass 1 with the
+                    reference moment of inertia (twice the crossbar's: a bug of the reference
+                    kept for comparability)
 task="goal"         (default) success when ``||(agent_xy, block_xy) - goal's|| < 20`` and the
                     block's angle error ``< pi/9`` (the T has no rotational symmetry, so the
                     error is taken modulo 2 pi); reward 1 on success
@@ -30,6 +31,10 @@ step info           ``success``; ``pos_error``, ``angle_error`` (goal) or ``cove
 perturb             ``teleport(target="block"|"agent", position=, angle=)``: a jump to the given
                     or a fresh random pose; ``recolor(target="block"|"agent"|"background",
                     color=)``: the given or a random color
+copies              ``copy.deepcopy`` and ``pickle`` rebuild the pymunk space by loading the last
+                    loaded state and replaying the actions since (exact: pymunk's own copy moves
+                    the T, whose centre of gravity is off its origin, and drops the contacts it
+                    carries from step to step; loading ``get_state()`` drops them too)
 ==================  ============================================================================
 """
 
@@ -94,6 +99,8 @@ def lighter(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 class PushTEnv(WorldModelEnv):
     env_name = "PushT"
+    dt = DT * SUBSTEPS
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1 / dt}
     state_names = ("agent_x", "agent_y", "block_x", "block_y", "block_angle", "agent_vx", "agent_vy")
     # The pusher is kinematic and can squeeze the block through a wall, as in the reference, so the
     # block's bounds reach one T length past the arena; the PD keeps |velocity| under ~500 px/s.
@@ -138,7 +145,8 @@ class PushTEnv(WorldModelEnv):
         self._background_key: tuple | None = None
         self._background_image: np.ndarray | None = None
         self._space: pymunk.Space | None = None
-        self._loaded_state: np.ndarray | None = None
+        self._loaded_state: np.ndarray | None = None  # the state last loaded
+        self._actions: list[np.ndarray] = []  # the actions since: with it, the space's whole history
 
     @classmethod
     def _check_together(cls, variation):
@@ -190,7 +198,7 @@ class PushTEnv(WorldModelEnv):
         block.position = (256, 300)
         space.add(block, *shapes)
 
-        self._loaded_state = state.copy()
+        self._loaded_state, self._actions = state.copy(), []
         agent.position = (state[0], state[1])
         agent.velocity = (state[5], state[6])
         block.angle = state[4]  # angle first, so the origin lands exactly on the requested position
@@ -200,7 +208,7 @@ class PushTEnv(WorldModelEnv):
     def get_state(self):
         # pymunk keeps the centre of gravity and derives the origin, which can come back an ulp
         # off: until the next physics step, the state is the one loaded.
-        if self._loaded_state is not None:
+        if not self._actions:
             return self._loaded_state.copy()
         a, b = self._agent, self._block
         return np.array(
@@ -211,7 +219,7 @@ class PushTEnv(WorldModelEnv):
     def _simulate(self, action):
         agent, kp, kv = self._agent, self.variation["kp"], self.variation["kv"]
         x, y = agent.position
-        self._loaded_state = None
+        self._actions.append(action)
         tx = min(max(x + ACTION_SCALE * action[0], 0.0), ARENA)
         ty = min(max(y + ACTION_SCALE * action[1], 0.0), ARENA)
         for _ in range(SUBSTEPS):
@@ -221,6 +229,18 @@ class PushTEnv(WorldModelEnv):
             ay = kp * (ty - py) + kv * (0.0 - vy)
             agent.velocity = (vx + ax * DT, vy + ay * DT)
             self._space.step(DT)
+
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and ``pickle`` copy: everything but the pymunk space, which the copy
+        rebuilds exactly (see the docstring's ``copies``)."""
+        return {**self.__dict__, "_space": None, "_agent": None, "_block": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._loaded_state is not None:
+            self._load_state(self._loaded_state)
+            for action in state["_actions"]:
+                self._simulate(action)
 
     # ------------------------------------------------------------------ task
     def _evaluate(self, state, goal_state):

@@ -8,7 +8,7 @@ DINO-WM): reach a goal joint configuration shown only as an image.
 id                  ``wmbench/Reacher-v0`` (200 steps per episode)
 action              ``Box(-1, 1, (2,))``: shoulder and wrist motor commands (dm_control's
                     actuators, gear 0.05), each held for 2 physics steps of 0.02 s (action
-                    repeat 2: one env step is 0.04 s)
+                    repeat 2: one env step is 0.04 s, ``env.dt``; ``render_fps`` 25)
 state (6)           shoulder, wrist (rad), their velocities (rad/s), and the goal's shoulder and
                     wrist, which place the target marker when it is shown. The shoulder turns
                     freely: its angle is kept in [-pi, pi) (wrapping changes no physics); the
@@ -48,6 +48,7 @@ from wmbench.envs.mujoco_env import MujocoEnv
 from wmbench.envs.mujoco_render import HIDDEN_GROUP
 
 ACTION_REPEAT = 2
+PHYSICS_TIMESTEP = 0.02  # s, dm_control's reacher.xml
 SUCCESS_TOLERANCE = 0.05  # rad, every joint
 WRIST_LIMIT = math.radians(160.0)
 LINK_LENGTH = 0.12  # shoulder to wrist and wrist to fingertip (m)
@@ -62,6 +63,8 @@ def angle_error(a, b) -> np.ndarray:
 
 class ReacherEnv(MujocoEnv):
     env_name = "Reacher"
+    dt = ACTION_REPEAT * PHYSICS_TIMESTEP
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1 / dt}
     camera_name = "fixed"
     state_names = ("shoulder", "wrist", "shoulder_velocity", "wrist_velocity", "goal_shoulder", "goal_wrist")
     state_low = (-np.pi, -np.pi, -MAX_VELOCITY, -MAX_VELOCITY, -np.pi, -np.pi)

@@ -6,7 +6,8 @@ The geometry is the Two-Room of LeWM / stable-worldmodel at its 224 px scale (PL
 ==================  ============================================================================
 id                  ``wmbench/TwoRoom-v0`` (200 steps per episode)
 action              ``Box(-1, 1, (2,))``: the agent moves by ``speed * a`` (speed 5 units), then
-                    the walls stop it
+                    the walls stop it. A step has no duration (``env.dt`` is None); frames play
+                    at ``render_fps`` 10
 state (2)           agent x, y in world units (one unit is one pixel at 224 px)
 proprio (2)         agent x, y
 world               224 x 224 units; a border wall 14 units thick on every side; a vertical wall

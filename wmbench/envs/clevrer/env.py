@@ -7,7 +7,8 @@ video: the zero action).
 
 ==================  ============================================================================
 id                  ``wmbench/CLEVRER-v0`` (127 steps per episode: one step is one video frame,
-                    5 s / 128 = 0.039 s, so an episode shows the 128 frames of a CLEVRER video)
+                    5 s / 128 = 0.039 s (``env.dt``; ``render_fps`` 25.6), so an episode shows
+                    the 128 frames of a CLEVRER video)
 action              ``Box(-1, 1, (4,))``: an optional intervention at the video's first frame
                     (frame 0) only: ``object`` (the k-th object present, k = floor((a + 1) / 2 n)),
                     ``angle`` (heading, a pi rad), ``speed`` ((a + 1) / 2 x 3 m/s) and ``push``
@@ -118,6 +119,7 @@ def scene_state(scene: Scene) -> np.ndarray:
 
 
 class ClevrerEnv(MujocoEnv):
+    dt = FRAME_TIME
     metadata = {"render_modes": ["rgb_array"], "render_fps": FRAMES / DURATION}
     env_name = "CLEVRER"
     camera_name = CAMERA_NAME

@@ -177,12 +177,23 @@ class Simulation:
         self.ids = tuple(i for i, obj in enumerate(self.objects) if obj is not None)
         self.model = mujoco.MjModel.from_xml_string(scene_xml(self.objects, frame_time / SUBSTEPS, fovy))
         self.data = mujoco.MjData(self.model)
-        self.qpos = self.data.qpos.reshape(len(self.ids), 7)
-        self.qvel = self.data.qvel.reshape(len(self.ids), 6)
+        self._view_state()
         self._object_of_geom = np.full(self.model.ngeom, -1)
         for i in self.ids:
             self._object_of_geom[self.model.geom(f"object{i}").id] = i
         self.restart()
+
+    def _view_state(self) -> None:
+        self.qpos = self.data.qpos.reshape(len(self.ids), 7)
+        self.qvel = self.data.qvel.reshape(len(self.ids), 6)
+
+    def __getstate__(self) -> dict:
+        # qpos and qvel are views into data; a copy (deepcopy, pickle) makes its own into its data
+        return {key: value for key, value in self.__dict__.items() if key not in ("qpos", "qvel")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._view_state()
 
     def restart(self) -> None:
         """Every object back at its start (``start_state``)."""

@@ -6,8 +6,8 @@ action              ``Box(-1, 1, (3,))``: ``(x, y, r)`` mapped linearly to PHYRE
                     ``2 + 30 r`` px. Only the first step's action counts: it places the ball;
                     an invalid ball (overlapping an object or leaving the scene) ends the episode
                     with ``info["invalid"] = True``, nothing simulated. Every later step advances
-                    ``stride`` physics steps (default 60: one frame per second) and ignores
-                    its action
+                    ``stride`` physics steps (default 60: one frame per second; ``env.dt`` is
+                    ``stride / 60`` s and ``render_fps`` ``60 / stride``) and ignores its action
 state (77)          template number, task index, physics steps simulated, consecutive steps the
                     goal relation has held, red ball radius (0 before it is placed); then 12
                     slots of (x, y, angle, vx, vy, angular velocity), one per object in the
@@ -32,8 +32,12 @@ perturb             ``teleport(index=, position=, angle=)``: moves a dynamic obj
                     "goal"|"action_ball"|"dynamic_target"|"static_target"|"background")``;
                     ``pass_through(index=, steps=)``: object ``index`` (default: the static
                     one under the green object, else the floor) collides with nothing for the
-                    next ``steps`` physics steps (default 30): things fall through it.
-                    Perturbation effects are not part of the state
+                    next ``steps`` physics steps (default 30): things fall through it (a
+                    teleport during it keeps it). Perturbation effects are not part of the state
+copies              ``copy.deepcopy`` and ``pickle`` rebuild the pymunk world by loading the last
+                    loaded state and replaying the physics steps and pass-throughs since (exact:
+                    pymunk's own copy, or loading ``get_state()``, drops the contacts the world
+                    carries from step to step)
 ==================  ============================================================================
 """
 
@@ -123,12 +127,15 @@ class PhyreEnv(WorldModelEnv):
         "background": "background_color",
     }
     PRESETS = {"standard": {}, "recolored": {"green_color": "Orange", "purple_color": "Teal", "background_color": "Beige"}}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0}  # at the default stride; an env's own is 1 / dt
 
     def __init__(self, stride: int = sim.FPS, **kwargs):
         self.stride = self._argument("stride", Number(1, sim.MAX_STEPS, integer=True), stride)
         super().__init__(**kwargs)
+        self.metadata = {**self.metadata, "render_fps": sim.FPS / self.stride}
         self._world: sim.World | None = None
-        self._loaded_state: np.ndarray | None = None
+        self._loaded_state: np.ndarray | None = None  # the state last loaded
+        self._history: list[tuple] = []  # since then: ("advance",) and ("pass_through", index, steps), what a copy replays
         self._steps = 0
         self._invalid = False
         self._ghost: tuple[int, int] | None = None  # (object, physics steps left) of a pass_through
@@ -177,14 +184,18 @@ class PhyreEnv(WorldModelEnv):
         world.set_bodies(slots[:n, :3], slots[:n, 3:])
         world.touch_steps = int(state[3])
         self._world, self._steps, self._loaded_state = world, int(state[2]), state.copy()
-        self._invalid, self._ghost = False, None
+        self._invalid, self._ghost, self._history = False, None, []
 
     def get_state(self):
         # pymunk keeps the centre of gravity and derives the origin: until the next physics step
         # the state is the one loaded, exactly.
-        if self._loaded_state is not None:
+        if self._steps == self._loaded_state[2]:
             return self._loaded_state.copy()
         return world_state(self._world, *self._task_id, self._steps)
+
+    @property
+    def dt(self) -> float:
+        return self.stride / sim.FPS
 
     @property
     def _task_id(self) -> tuple[int, int]:
@@ -211,7 +222,11 @@ class PhyreEnv(WorldModelEnv):
             self._slots(state)[len(self._world.scene.things), :3] = x, y, 0.0
             self._load_state(state)
             return
-        self._loaded_state = None
+        self._advance()
+
+    def _advance(self) -> None:
+        """``stride`` physics steps (fewer at the end of the simulation)."""
+        self._history.append(("advance",))
         for _ in range(min(self.stride, sim.MAX_STEPS - self._steps)):
             self._world.step()
             self._steps += 1
@@ -224,8 +239,10 @@ class PhyreEnv(WorldModelEnv):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
-        info["invalid"] = self._invalid
         return obs, reward, terminated or self._invalid, self._steps >= sim.MAX_STEPS, info
+
+    def _info(self, success: bool, diagnostics: dict) -> dict:
+        return {**super()._info(success, diagnostics), "invalid": self._invalid}
 
     # ------------------------------------------------------------------ task
     def _evaluate(self, state, goal_state):
@@ -263,7 +280,8 @@ class PhyreEnv(WorldModelEnv):
         slot[2] = slot[2] if angle is None else angle
         ghost = self._ghost
         self._load_state(self._check_state(state, "teleported state"))
-        self._ghost = ghost
+        if ghost is not None:  # a pass-through goes on in the rebuilt world
+            self._pass_through(*ghost)
         return {"index": index, "before": before, "after": slot[:3].tolist()}
 
     def _perturb_pass_through(self, index: int | None = None, steps: int = 30):
@@ -276,7 +294,29 @@ class PhyreEnv(WorldModelEnv):
         else:
             index = self._argument("pass_through index", Number(0, len(world.bodies) - 1, integer=True), index)
         steps = self._argument("pass_through steps", Number(1, sim.MAX_STEPS, integer=True), steps)
-        for shape in world.shapes[index]:
+        self._pass_through(index, steps)
+        return {"index": index, "steps": steps}
+
+    def _pass_through(self, index: int, steps: int) -> None:
+        """Object ``index`` collides with nothing for the next ``steps`` physics steps."""
+        for shape in self._world.shapes[index]:
             shape.filter = pymunk.ShapeFilter(categories=0, mask=0)
         self._ghost = (index, steps)
-        return {"index": index, "steps": steps}
+        self._history.append(("pass_through", index, steps))
+
+    # ------------------------------------------------------------------ copies
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and ``pickle`` copy: everything but the pymunk world, which the copy
+        rebuilds exactly (see the docstring's ``copies``)."""
+        return {**self.__dict__, "_world": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._loaded_state is not None:
+            self._load_state(self._loaded_state)
+            for event, *arguments in state["_history"]:
+                if event == "advance":
+                    self._advance()
+                else:
+                    self._pass_through(*arguments)
+            self._invalid = state["_invalid"]
