@@ -71,6 +71,7 @@ def summary(name: str) -> dict[str, Any]:
         "sha256": ours.get("sha256"),
         "wmbench_version": ours.get("wmbench_version"),
         "recipe": ours.get("recipe"),
+        "combined_from": metadata.get("combined_datasets"),
     }
 
 
@@ -103,6 +104,7 @@ def preview(name: str, episodes: int = 4, frames: int = 8, seed: int = 0) -> Ima
     with h5py.File(data / storage.MAIN_FILE, "r") as file:
         for episode in picks:
             pixels = file[f"episode_{episode}/observations/pixels"]
+            storage.check_raw_pixels(pixels, name)
             steps = np.unique(np.linspace(0, len(pixels) - 1, frames).round().astype(int))
             row = contact_sheet([pixels[t] for t in steps], [f"ep {episode} t={t}" for t in steps])
             rows.append(row)

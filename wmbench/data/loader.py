@@ -88,10 +88,17 @@ class WindowDataset(torch.utils.data.Dataset):
             raise ValueError(f"episodes {outside[:5].tolist()} are outside the dataset's {self.n_episodes} episodes")
 
         with h5py.File(self.path, "r") as file:
+            if self.n_episodes and not isinstance(file["episode_0/observations"], h5py.Group):
+                raise ValueError(
+                    f"{dataset} stores one observation array, not a dict of 'pixels', 'state' and 'proprio'; "
+                    "collect it from an env with the default obs_type"
+                )
             stored = sorted(file["episode_0/observations"]) if self.n_episodes else []
             missing = [key for key in self.keys if key not in stored]
             if missing:
                 raise ValueError(f"keys {missing} are not stored in {self.path}; it stores {stored}")
+            if "pixels" in self.keys:
+                storage.check_raw_pixels(file["episode_0/observations/pixels"], dataset)
             actions = [file[f"episode_{e}/actions"][()] for e in selected]
             long_enough = [len(a) >= self.window_steps for a in actions]
             if not any(long_enough):

@@ -26,6 +26,7 @@ with no plugin and they equal the rendered frames exactly (figures in ``datasets
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
@@ -118,16 +119,34 @@ def read_episode_checksum(path: Path, index: int) -> str:
         return str(file[f"episode_{index}"].attrs["sha256"])
 
 
-def merge_episodes(episode_files: list[Path], out: Path) -> None:
-    """Copy the episode groups, in order, into one Minari main file (compressed chunks copied as they are)."""
+def merge_episodes(episodes: list[tuple[Path, int]], out: Path) -> None:
+    """Copy episodes, each given as (file, index in that file), into one Minari main file as
+    ``episode_0``, ``episode_1``, ... in order. HDF5 copies the compressed chunks as they are, so the
+    pixels keep their filter and their bytes; an episode's checksum (of its arrays) stays valid."""
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w", track_order=True) as main:
-            for index, path in enumerate(episode_files):
-                with h5py.File(path, "r") as source:
-                    source.copy(source[f"episode_{index}"], main, name=f"episode_{index}")
+            new_index = 0
+            for path, run in itertools.groupby(episodes, key=lambda episode: episode[0]):
+                with h5py.File(path, "r") as source:  # opened once for a run of its episodes
+                    for _, index in run:
+                        source.copy(source[f"episode_{index}"], main, name=f"episode_{new_index}")
+                        if index != new_index:
+                            main[f"episode_{new_index}"].attrs["id"] = new_index
+                        new_index += 1
 
     atomic_write(out, write)
+
+
+def check_raw_pixels(pixels: h5py.Dataset, dataset: str | Path) -> None:
+    """Refuse stored pixels that are not raw uint8 frames [T, H, W, 3], such as Minari's JPEG encoding
+    (one byte string a frame), with the way to a dataset wmbench reads."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ValueError(
+            f"the pixels of {dataset} are stored as {pixels.dtype} {pixels.shape}, not raw uint8 frames [T, H, W, 3] "
+            "(as Minari's JPEG encoding, lossy, stores them: metadata jpeg_encoding true); wmbench reads raw frames: collect with "
+            "`wmbench collect`, or with minari.DataCollector(env, jpeg_encoding=False)"
+        )
 
 
 def file_sha256(path: Path) -> str:
