@@ -96,15 +96,18 @@ def test_importing_wmbench_is_cheap_and_shows_its_public_api():
     names, torch_loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert not torch_loaded
     assert names == sorted(wmbench.__all__) and "os" not in names
-    assert {"make", "ENVS", "export", "load_model", "evaluate", "EvalSettings", "ModelMeta"} <= set(names)
+    assert {"make", "ENVS", "export", "save_spec", "load_model", "evaluate", "EvalResult", "EvalSettings", "ModelMeta"} <= set(names)
 
 
 def test_every_public_name_resolves():
     pytest.importorskip("torch")
-    from wmbench.eval.goal_reaching import EvalSettings, evaluate
+    from wmbench.checkpoint import save_spec
+    from wmbench.eval.api import EvalResult, evaluate
+    from wmbench.eval.goal_reaching import EvalSettings
     from wmbench.world_model import ModelMeta
 
-    assert (wmbench.evaluate, wmbench.EvalSettings, wmbench.ModelMeta) == (evaluate, EvalSettings, ModelMeta)
+    assert (wmbench.evaluate, wmbench.EvalResult, wmbench.EvalSettings, wmbench.ModelMeta, wmbench.save_spec) == (
+        evaluate, EvalResult, EvalSettings, ModelMeta, save_spec)
     assert all(getattr(wmbench, name) is not None for name in wmbench.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         wmbench.nothing  # noqa: B018

@@ -18,13 +18,17 @@ The public API:
 ``register_envs``  register them with gymnasium again (importing wmbench already does)
 ``ModelMeta``      what a world model declares: image size, history, action block, latent shape
 ``export``         ``export(model, "model.wmb")``: a self-contained checkpoint, no author code
+``save_spec``      ``save_spec("model.json", factory, config, weights)``: a research spec and its
+                   safetensors weights, for a model class and a state_dict, checked to load
 ``load_model``     ``load_model("model.wmb")``: a checkpoint, checked before anything runs
+``evaluate``       ``evaluate(model, env="pusht", episodes=10)``: goal reaching by MPC from the
+                   frozen evaluation set, for a module in memory (during training) or a
+                   checkpoint path -> ``EvalResult``; writes files only with ``out=``
+``EvalResult``     what ``evaluate`` returns: success rate, interval, outcomes, timing, results
 ``EvalSettings``   the settings of a goal-reaching evaluation (the standard protocol's defaults)
-``evaluate``       ``evaluate(model, "pusht", EvalSettings())``: goal reaching by MPC from the
-                   frozen evaluation set -> (results document, run)
 =================  ===========================================================================
 
-The last five need torch (the ``torch`` extra) and are imported on first use: making envs and
+The last seven need torch (the ``torch`` extra) and are imported on first use: making envs and
 collecting data never import torch.
 """
 
@@ -40,15 +44,18 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from wmbench.envs import ENVS, env_id, make, register_envs  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ENVS", "env_id", "make", "register_envs", "ModelMeta", "export", "load_model", "EvalSettings", "evaluate", "__version__"]
+__all__ = ["ENVS", "env_id", "make", "register_envs", "ModelMeta", "export", "save_spec", "load_model", "EvalSettings", "evaluate",
+           "EvalResult", "__version__"]
 
 # name -> the module it lives in, imported on first use
 _LAZY_MODULES = {
     "ModelMeta": "wmbench.world_model",
     "export": "wmbench.checkpoint",
+    "save_spec": "wmbench.checkpoint",
     "load_model": "wmbench.checkpoint",
     "EvalSettings": "wmbench.eval.goal_reaching",
-    "evaluate": "wmbench.eval.goal_reaching",
+    "evaluate": "wmbench.eval.api",
+    "EvalResult": "wmbench.eval.api",
 }
 
 register_envs()

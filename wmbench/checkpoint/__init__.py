@@ -38,7 +38,8 @@ writes. So before torch reads anything:
 
 Models that need their own code load only with ``trust_code=True`` (``--trust-code``): a research
 spec ``model.json`` ``{"factory": "package.module:function", "config": {...}, "weights":
-"model.safetensors"}`` or a ``torch.save`` pickle of the whole module.
+"model.safetensors"}`` (``save_spec`` writes one from a class, its config and a state_dict) or a
+``torch.save`` pickle of the whole module.
 
 =====================  ==========================================================================
 ``wmb``                the format: ``export`` and its check of the written file against the model,
@@ -48,14 +49,17 @@ spec ``model.json`` ``{"factory": "package.module:function", "config": {...}, "w
 ``program_check``      the check of an untrusted program before torch reads it
 ``operators``          the operators a program may call: pure functions of their tensor inputs
 ``bounded_zip``        reading an untrusted zip within size bounds
-``research_code``      research specs and pickles, loaded behind ``trust_code``; the protocol
-                       check every model passes
+``research_code``      research specs (``save_spec``) and pickles, loaded behind ``trust_code``; a
+                       module evaluated in memory; the protocol check every model passes
+``state_dict``         weights files (safetensors or a ``torch.save``d state_dict) read without
+                       running code, and strict loading that lists every key difference
 ``errors``             ``CheckpointError`` and the wording its messages share
 =====================  ==========================================================================
 """
 
 from wmbench.checkpoint.errors import CheckpointError
 from wmbench.checkpoint.loaded import LoadedModel
+from wmbench.checkpoint.research_code import save_spec
 from wmbench.checkpoint.wmb import MANIFEST, SUFFIX, export, load_model
 
-__all__ = ["CheckpointError", "LoadedModel", "MANIFEST", "SUFFIX", "export", "load_model"]
+__all__ = ["CheckpointError", "LoadedModel", "MANIFEST", "SUFFIX", "export", "load_model", "save_spec"]

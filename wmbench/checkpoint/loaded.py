@@ -40,7 +40,7 @@ class LoadedModel:
         module: nn.Module | None = None,
     ):
         self.meta = meta
-        self.source = source  # "export": the self-contained format; "trusted-code": the author's code ran
+        self.source = source  # "export": the self-contained format; "trusted-code": the author's code ran; "in-memory": a module passed in
         self.sha256 = sha256
         self.device = device
         self.horizon = horizon  # the most predictions one rollout gives; None: any
@@ -48,7 +48,7 @@ class LoadedModel:
         self.encode_frames = encode_frames  # the only number of frames the exported encode takes at once; None: any
         self.cost_steps = cost_steps  # the only K the exported cost takes; None: any
         self.path = path
-        self.module = module  # the author's nn.Module (trusted code only; what `wmbench export` re-exports)
+        self.module = module  # the author's nn.Module (trusted code or in memory; what `wmbench export` re-exports)
         self.has_cost = cost is not None
         self._encode, self._rollout, self._cost = encode, rollout, cost
 

@@ -29,7 +29,8 @@ from wmbench.checkpoint.bounded_zip import read_members
 from wmbench.checkpoint.errors import CheckpointError, corrupted, first_line
 from wmbench.checkpoint.loaded import LoadedModel
 from wmbench.checkpoint.program_check import UINT8, ProgramShapes, check_program
-from wmbench.checkpoint.research_code import check_protocol, load_pickle, load_spec, trusted_model
+from wmbench.checkpoint.research_code import GUIDE, check_protocol, load_pickle, load_spec, trusted_model
+from wmbench.checkpoint.state_dict import count_state_dict_tensors, weights_format
 from wmbench.files import atomic_write
 from wmbench.world_model import ModelMeta
 
@@ -306,7 +307,8 @@ def _wmbench_version() -> str:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", trust_code: bool = False) -> LoadedModel:
     """Load a checkpoint written by :func:`export` (any file name), or with ``trust_code`` a research
-    spec (``.json``) or a ``torch.save`` pickle of the whole module. Raises :class:`CheckpointError`."""
+    spec (``.json``) or a ``torch.save`` pickle of the whole module. Raises :class:`CheckpointError`;
+    a file of weights alone (a state_dict) is refused with the way to write a spec for it."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory, not a checkpoint file" if path.is_dir() else "does not exist"
@@ -315,6 +317,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", trust_code:
     kind = _kind(path)
     if kind == "export":
         return _load_exported(path, device)
+    if kind in ("pickle", "weights") and (tensors := count_state_dict_tensors(path)):
+        what = "a safetensors file" if weights_format(path) == "safetensors" else "a torch.save pickle"
+        raise CheckpointError(
+            f"{path} is {what} of weights only (a state_dict of {tensors} tensors), without the code that builds the model: "
+            f"write a spec that names that code, wmbench.save_spec(\"model.json\", factory=\"package.module:Class\", "
+            f"config={{...}}, weights=\"{path}\"), then pass model.json with --trust-code ({GUIDE})"
+        )
+    if kind == "weights":
+        raise corrupted(path, "a safetensors file whose tensors cannot be read")
     if not trust_code:
         if kind == "pickle":
             raise CheckpointError(
@@ -332,7 +343,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", trust_code:
 
 
 def _kind(path: Path) -> str:
-    """'export', 'pickle' or 'spec', from the bytes (the name is free: ckpt.pt is fine)."""
+    """'export', 'pickle', 'spec' or 'weights' (safetensors), from the bytes (the name is free: ckpt.pt is fine)."""
     with open(path, "rb") as file:
         head = file.read(30 + len(MANIFEST))
     if head.startswith(b"PK\x03\x04"):
@@ -361,6 +372,8 @@ def _kind(path: Path) -> str:
             ) from error
         if isinstance(spec, dict) and "factory" in spec:
             return "spec"
+    if weights_format(path) == "safetensors":
+        return "weights"
     raise CheckpointError(
         f"{path} is not a model checkpoint wmbench knows: expected a file written by wmbench.export (model{SUFFIX}), "
         f"or, with --trust-code, a research spec (.json with a factory) or a torch.save pickle"

@@ -1,6 +1,8 @@
 """Evaluation of world models and agents, one module per task kind.
 
 ==================  ==========================================================================
+``api``             ``wmbench.evaluate``: goal reaching as one call, on a module in memory (during
+                    training) or a checkpoint, returning an ``EvalResult``
 ``goal_reaching``   model-predictive control from frozen start/goal pairs (Push-T, Two-Room,
                     Reacher, Cube): success rate, planning time
 ``controllers``     what plans in that loop: a world model, the true simulator (oracle), random

@@ -75,6 +75,7 @@ import json
 import math
 import sys
 import zlib
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -83,13 +84,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, short_name
+from wmbench.eval.models import frozen
 from wmbench.files import atomic_write
 from wmbench.policies import make_policy
+from wmbench.progress import progress_bar
 from wmbench.protocol import VOE
 from wmbench.stats import auroc, mean_band, paired_effect_size, paired_t_test, t_test_method
 
@@ -153,7 +155,7 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
     kinds = tuple(env.unwrapped.PERTURBATIONS)
     frames = {condition: [] for condition in ("normal", *kinds)}
     actions, details, env_seeds = [], {kind: [] for kind in kinds}, []
-    for i in tqdm(range(episodes), desc=f"voe {name}", unit="ep", disable=not progress, leave=False):
+    for i in progress_bar(range(episodes), desc=f"voe {name}", unit="ep", disable=not progress, leave=False):
         env_seed, policy_seed = episode_seeds(seed, i)
         env_seeds.append(env_seed)
         normal, recorded, _ = _play(env, env_seed, steps, block, policy=make_policy(env, policy, seed=policy_seed))
@@ -172,19 +174,12 @@ def run_voe(model, env_name: str, *, episodes: int = VOE.episodes, steps: int | 
     if null_kind == "untrained":
         with torch.no_grad():
             estimate_batch_norm(null, np.stack(frames["normal"]), device, batch_size)
-    module = isinstance(model, torch.nn.Module)
-    training = module and model.training
-    if module:
-        model.eval()  # dropout and batch norm off, as in evaluation; put back as it was below
-    try:
-        with torch.no_grad():
-            curves = {condition: surprise_curves(model, np.stack(kept), actions, device, batch_size)
-                      for condition, kept in frames.items()}
-            null_curves = {condition: surprise_curves(null, np.stack(kept), actions, device, batch_size)
-                           for condition, kept in frames.items()}
-    finally:
-        if module:
-            model.train(training)
+    # dropout and batch norm off, as in evaluation; each submodule's mode put back as it was afterwards
+    with frozen(model) if isinstance(model, torch.nn.Module) else nullcontext(), torch.no_grad():
+        curves = {condition: surprise_curves(model, np.stack(kept), actions, device, batch_size)
+                  for condition, kept in frames.items()}
+        null_curves = {condition: surprise_curves(null, np.stack(kept), actions, device, batch_size)
+                       for condition, kept in frames.items()}
 
     at = perturb_model_step - history  # index of the perturbation model step in the curves
     conditions, summary = curve_figures(curves, at, perturb_model_step)
