@@ -36,6 +36,8 @@ import gc
 import math
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from typing import Any
@@ -93,9 +95,17 @@ def simulator_for(env_name: str):
 WORKER_ENV: Any = None  # in a worker process: its env, stepped by the functions below
 
 
-def start_worker(env_name: str) -> None:
+def start_worker(env_name: str, parent: int) -> None:
     global WORKER_ENV
+    threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     WORKER_ENV = state_env(env_name)
+
+
+def exit_with_parent(parent: int) -> None:
+    """End a worker whose evaluation died (killed for memory, say): it would block on a pipe nobody reads."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 @atexit.register
@@ -111,7 +121,8 @@ def release_simulations() -> None:
 def worker_pool(env_name: str) -> ProcessPoolExecutor:
     """One worker per core, each holding an env of ``env_name``; started on first use and kept for the process."""
     # spawn, not fork: MuJoCo's GL context and the caller's threads do not survive a fork
-    return ProcessPoolExecutor(cores(), mp_context=multiprocessing.get_context("spawn"), initializer=start_worker, initargs=(env_name,))
+    return ProcessPoolExecutor(cores(), mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
+                               initargs=(env_name, os.getpid()))
 
 
 def in_workers(env_name: str, function, *row_arrays: np.ndarray) -> list:
