@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data import WindowDataset, split_episodes, storage
 from wmbench.devices import resolve_device, synchronize
 from wmbench.files import atomic_write
+from wmbench.progress import progress_bar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -189,7 +189,7 @@ def main(name: str, model_class: type[nn.Module], argv: list[str] | None = None,
     model.train()
     run_start = time.perf_counter()
     interval = []  # loss terms of the steps since the last curve point
-    bar = tqdm(total=train["steps"], initial=start, desc=f"train {name}", unit="step")
+    bar = progress_bar(total=train["steps"], initial=start, desc=f"train {name}", unit="step")
     tick = time.perf_counter()
     for step in range(start + 1, train["steps"] + 1):  # step = updates done at the end of the iteration
         batch = next(batches)

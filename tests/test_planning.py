@@ -102,7 +102,6 @@ def test_linear_latent_system_reaches_each_episodes_goal(name):
     doing_nothing = system.cost(torch.zeros(B, 1, H, D))[:, 0]
     assert doing_nothing.min() > 1, "the goals must be away from where doing nothing leads"
     assert (final / doing_nothing).max() < LINEAR_TOLERANCE[name]
-    assert planner.last_stats["final_costs"] == pytest.approx(final.tolist(), rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -214,9 +213,8 @@ def test_config_is_json_with_every_hyperparameter():
 def test_last_stats_count_the_work_done():
     planner = make_planner("cem", H, D, samples=50, elites=5, iterations=4)
     planner.plan(quadratic(inside_targets()), B)
-    stats = planner.last_stats
-    assert stats["iterations"] == 4 and stats["cost_calls"] == 5 and stats["sequences_per_episode"] == 4 * 50 + 1
-    assert len(stats["final_costs"]) == B and stats["final_cost_mean"] == pytest.approx(sum(stats["final_costs"]) / B)
+    # one cost call per iteration and nothing more: the final mean is returned unevaluated
+    assert planner.last_stats == {"iterations": 4, "cost_calls": 4, "sequences_per_episode": 4 * 50}
 
 
 def test_clear_errors():

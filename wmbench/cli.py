@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -19,9 +20,10 @@ from wmbench.envs.base import MAX_RESOLUTION, MIN_RESOLUTION
 from wmbench.files import atomic_write, write_json
 from wmbench.media import contact_sheet, save_gif
 from wmbench.policies import make_policy, play, policy_names
-from wmbench.protocol import GOAL_REACHING, ORACLE, PUZZLES, VOE
+from wmbench.protocol import GOAL_REACHING, ORACLE, ORACLE_BUDGETS, PUZZLES, VOE
 
 LEADERBOARD = Path("leaderboard/leaderboard.json")
+QUICK_EPISODES = 10  # wmbench eval --quick: enough to catch a broken model, too few to rank one
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,6 +61,27 @@ def check_file_path(path: Path) -> None:
 def check_folder_path(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file; give a folder to write into")
+
+
+def output_folder(out: Path, marker: str, overwrite: bool) -> Path:
+    """``out``, checked before any work: a folder, and not one holding an earlier run unless ``--overwrite``."""
+    check_folder_path(out)
+    if not overwrite and (out / marker).exists():
+        raise ValueError(f"{out} holds an earlier run ({marker}); pass --overwrite to replace it, or --out to write elsewhere")
+    return out
+
+
+def model_label(model: str) -> str:
+    """A run folder's name for ``model``: the reference agent's name, or the file's stem and the start of its sha256
+    (so two checkpoints both called model.wmb do not share a folder)."""
+    path = Path(model)
+    if model in ("oracle", "expert", "random") or not path.is_file():
+        return model if model in ("oracle", "expert", "random") else path.stem
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.stem}-{digest.hexdigest()[:8]}"
 
 
 def read_json(path: Path):
@@ -184,6 +207,13 @@ def cmd_collect(args) -> None:
 def cmd_datasets(args) -> None:
     from wmbench.data import catalog
 
+    if args.action == "combine":
+        from wmbench.data.combine import combine
+
+        path = combine([args.name, *args.more], str(args.out))
+        print(f"wrote {args.out} to {path}: the episodes of {', '.join([args.name, *args.more])}, in that order")
+        print(f"open it with: minari.load_dataset({str(args.out)!r})")
+        return
     if args.name is None:
         rows = catalog.local_datasets()
         if not rows:
@@ -234,20 +264,38 @@ def cmd_eval(args) -> None:
     from wmbench.eval.goal_reaching import EvalSettings, evaluate, summary_text, write_outputs
     from wmbench.eval.results import validate
 
+    if args.list_options:
+        print(planner_options_text(args.planner))
+        return
+    missing = [flag for flag in ("--model", "--env") if getattr(args, flag[2:]) is None]
+    if missing:
+        raise ValueError(f"wmbench eval needs {' and '.join(missing)} (e.g. --model oracle --env tworoom)")
+    if args.quick:
+        if args.episodes is not None:
+            raise ValueError(f"--quick evaluates {QUICK_EPISODES} pairs; drop --episodes {args.episodes} or --quick")
+        args.episodes = QUICK_EPISODES
     options = parse_options(args.option)
     for key in ("samples", "iterations"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    settings = EvalSettings(episodes=args.episodes, budget=args.budget, seed=args.seed, planner=args.planner,
+    settings = EvalSettings(episodes=args.episodes or GOAL_REACHING.episodes, budget=args.budget, seed=args.seed, planner=args.planner,
                             horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
-    model_name = Path(args.model).stem if args.model not in ("oracle", "random") else args.model
-    out = args.out or Path("runs/eval") / f"{short_name(args.env)}_{model_name}_{args.planner}_seed{args.seed}"
-    check_folder_path(out)
+    default_out = Path("runs/eval") / f"{short_name(args.env)}_{model_label(args.model)}_{args.planner}_seed{args.seed}"
+    out = output_folder(args.out or default_out, "results.json", args.overwrite)
     results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
     validate(results)
     written = write_outputs(results, run, out, videos=args.videos)
     print(summary_text(results))
     print("wrote " + ", ".join(str(p) for p in written))
+
+
+def planner_options_text(planner: str) -> str:
+    from wmbench.planning import planner_options
+
+    rows = [(f"--option {name}=", kind, json.dumps(default), meaning) for name, kind, default, meaning in planner_options(planner)]
+    width = max(len(row[0]) + len(row[1]) for row in rows) + 4
+    return "\n".join([f"{planner} planner options (--samples and --iterations set the first two):"] +
+                     [f"  {flag}{kind:<{width - len(flag)}}default {default:<7} {meaning}" for flag, kind, default, meaning in rows])
 
 
 def cmd_voe(args) -> None:
@@ -256,8 +304,8 @@ def cmd_voe(args) -> None:
     from wmbench.eval.results import validate
     from wmbench.eval.voe import plot_voe, run_voe, summary_text
 
-    out = args.out or Path("runs/voe") / f"{short_name(args.env)}_{Path(args.model).stem}_seed{args.seed}"
-    check_folder_path(out)
+    default_out = Path("runs/voe") / f"{short_name(args.env)}_{model_label(args.model)}_seed{args.seed}"
+    out = output_folder(args.out or default_out, "voe.json", args.overwrite)
     device = resolve_device(args.device)
     model = load_for_env(args.model, short_name(args.env), device, args.trust_code)
     kwargs = {k: getattr(args, k) for k in ("steps", "perturb_step") if getattr(args, k) is not None}
@@ -292,10 +340,22 @@ def cmd_submit(args) -> None:
     from wmbench.leaderboard_page import score_text
 
     authors = [name.strip() for name in args.authors.split(",") if name.strip()] if args.authors else []
-    entry = submit(args.results, args.leaderboard, name=args.name, authors=authors, links=args.url, custom=args.custom)
+    entry = submit(args.results, args.leaderboard, name=args.name, authors=authors, links=args.url, custom=args.custom,
+                   replace_bound=args.replace_bound)
     score = f"AUCCESS {score_text(entry)}" if entry["env"] == "phyre" else score_text(entry)
     print(f"accepted into the {entry['table']} table of {args.leaderboard}: {entry['model']} on {place(entry)}, {score}; "
           "render it with `wmbench leaderboard`")
+
+
+def cmd_verify(args) -> None:
+    from wmbench.leaderboard import place, verify
+    from wmbench.leaderboard_page import reproduction_text
+
+    entry, differing = verify(args.results, args.leaderboard, model=args.model, device=args.device)
+    print(f"{entry['model']} on {place(entry)}: {reproduction_text(entry)}; recorded in {args.leaderboard}")
+    if entry["reproduction"]["status"] != "reproduced":
+        unit = "tasks" if entry["env"] == "phyre" else "pairs"
+        raise ValueError(f"not reproduced: the outcomes of {unit} {', '.join(map(str, differing))} differ from the results'")
 
 
 def cmd_leaderboard(args) -> None:
@@ -450,12 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--resume", action="store_true", help="continue an interrupted collection of the same recipe")
     collect.set_defaults(run=cmd_collect)
 
-    datasets = commands.add_parser("datasets", help="list local datasets, or summarize one and write a preview sheet")
-    datasets.add_argument("action", nargs="?", choices=["show"], help="show NAME: summary and preview")
+    datasets = commands.add_parser("datasets", help="list local datasets, summarize one and write a preview sheet, or combine some")
+    datasets.add_argument("action", nargs="?", choices=["show", "combine"],
+                          help="show NAME: summary and preview; combine NAME NAME ... --out NEW: their episodes as one new dataset")
     datasets.add_argument("name", nargs="?", help="dataset id (or path) for show")
+    datasets.add_argument("more", nargs="*", metavar="NAME", help="combine: the datasets after the first")
     datasets.add_argument("--episodes", type=whole_number(1, 64), default=4, help="random episodes on the preview (default 4)")
     datasets.add_argument("--seed", type=SEED, default=0, help="which random episodes (default 0)")
-    datasets.add_argument("--out", type=Path, help="preview PNG (default runs/datasets/NAME.png)")
+    datasets.add_argument("--out", type=Path, help="show: preview PNG (default runs/datasets/NAME.png); combine: the new dataset's id")
     datasets.add_argument("--verify", action="store_true", help="recompute every checksum against the manifest")
     datasets.set_defaults(run=cmd_datasets)
 
@@ -464,20 +526,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan with a world model (or the true simulator: --model oracle; random actions: --model random) "
         "from the env's frozen start/goal pairs, all episodes in one batch, and write results.json, summary.png and "
         "optional GIFs.")
-    evaluation.add_argument("--model", required=True, help="a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle (CEM with the true simulator), expert (the scripted data policy aimed at the goal: tworoom, cube) or random")
-    evaluation.add_argument("--env", required=True, help=f"goal-reaching environment: {', '.join(GOAL_ENVS)}")
+    evaluation.add_argument("--model", help="required: a wmbench checkpoint (wmbench export), a research spec JSON (with --trust-code), oracle (CEM with the true simulator), expert (the scripted data policy aimed at the goal: tworoom, cube) or random")
+    evaluation.add_argument("--env", help=f"required: the goal-reaching environment, one of {', '.join(GOAL_ENVS)}")
     standard = GOAL_REACHING
-    evaluation.add_argument("--episodes", type=whole_number(1, 100_000), default=standard.episodes, help=f"pairs drawn from the evaluation set (default {standard.episodes})")
+    evaluation.add_argument("--episodes", type=whole_number(1, 100_000), help=f"pairs drawn from the evaluation set (default {standard.episodes}; "
+                            f"{standard.pairs}, every pair, is standard too, with four times the statistical power)")
+    evaluation.add_argument("--quick", action="store_true", help=f"a smoke test: {QUICK_EPISODES} pairs, random actions on the same pairs "
+                            "beside, and a note when the two cannot be told apart")
     evaluation.add_argument("--budget", type=whole_number(1, MAX_STEPS), default=standard.budget, help=f"env steps per episode (default {standard.budget})")
     evaluation.add_argument("--seed", type=SEED, default=standard.seed, help=f"which pairs, and the planner's seed (default {standard.seed})")
     evaluation.add_argument("--planner", default=standard.planner, choices=["cem", "mppi", "icem", "gd"], help=f"default {standard.planner}")
     evaluation.add_argument("--horizon", type=whole_number(1, 1000), default=standard.horizon, help=f"model steps planned (default {standard.horizon})")
     evaluation.add_argument("--replan-every", type=whole_number(1, 1000), help="model steps executed between plans (default: the horizon)")
-    evaluation.add_argument("--samples", type=whole_number(1, 1_000_000), help=f"candidates per episode (planner default; the oracle's CEM: {ORACLE.samples})")
-    evaluation.add_argument("--iterations", type=whole_number(1, 100_000), help=f"optimizer iterations (planner default; the oracle's CEM: {ORACLE.iterations})")
+    evaluation.add_argument("--samples", type=whole_number(1, 1_000_000), help=f"candidates per episode (default: the planner's; the oracle's CEM: {ORACLE.samples}, Cube {ORACLE_BUDGETS['cube'].samples})")
+    evaluation.add_argument("--iterations", type=whole_number(1, 100_000), help=f"optimizer iterations (default: the planner's; the oracle's CEM: {ORACLE.iterations}, Cube {ORACLE_BUDGETS['cube'].iterations})")
     evaluation.add_argument("--option", action="append", metavar="KEY=VALUE", help="any other planner hyperparameter, repeatable")
     evaluation.add_argument("--videos", type=whole_number(0, 1000), default=0, help="write a GIF (agent | goal) of the first N episodes")
-    evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL_PLANNER_seedSEED)")
+    evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL-SHA8_PLANNER_seedSEED)")
+    evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder (refused otherwise)")
+    evaluation.add_argument("--list-options", action="store_true", help="list the --planner's options, their types and defaults, and exit")
     add_model_options(evaluation)
     evaluation.set_defaults(run=cmd_eval)
 
@@ -488,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     voe.add_argument("--steps", type=whole_number(1, MAX_STEPS), help="env steps per trajectory")
     voe.add_argument("--perturb-step", type=whole_number(1, MAX_STEPS), help="env step at which the perturbation happens")
     voe.add_argument("--seed", type=SEED, default=VOE.seed, help=f"default {VOE.seed}")
-    voe.add_argument("--out", type=Path, help="output folder (default runs/voe/ENV_MODEL_seedSEED)")
+    voe.add_argument("--out", type=Path, help="output folder (default runs/voe/ENV_MODEL-SHA8_seedSEED)")
+    voe.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder (refused otherwise)")
     add_model_options(voe)
     voe.set_defaults(run=cmd_voe)
 
@@ -520,9 +588,21 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--authors", help="comma-separated author names")
     submit.add_argument("--url", action="append", default=[], help="a link to the paper or code (repeatable)")
     submit.add_argument("--custom", action="store_true", help="accept non-standard settings into the separate custom-protocol table")
+    submit.add_argument("--replace-bound", action="store_true",
+                        help="a reference bound (oracle, expert, random, largest-ball) measured again: it replaces the old bound of its place")
     submit.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to merge into (default {LEADERBOARD})")
     submit.set_defaults(run=cmd_submit)
 
+    verify = commands.add_parser(
+        "verify", help="run a leaderboard entry again on this machine and record whether its per-episode outcomes reproduce",
+        description="Run the checkpoint (or reference agent) of a submitted results JSON again, with its protocol and planner "
+        "settings, compare the outcomes episode by episode (PHYRE: task by task) and record on its leaderboard entry where, "
+        "when and how many agreed: 'reproduced' or 'not-reproduced' (the rule is in leaderboard/README.md).")
+    verify.add_argument("results", type=Path, help="the submitted results JSON (e.g. leaderboard/results/NAME.json)")
+    verify.add_argument("--model", type=Path, help="the checkpoint the results name (its sha256 must match); reference agents need none")
+    verify.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    verify.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board the entry is on (default {LEADERBOARD})")
+    verify.set_defaults(run=cmd_verify)
 
     leaderboard = commands.add_parser("leaderboard", help="render the leaderboard: a static HTML page and a Markdown table")
     leaderboard.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to render (default {LEADERBOARD})")
@@ -639,13 +719,27 @@ def file_problem(error: OSError) -> str:
     return f"{error.filename} {fix}" if error.filename else fix
 
 
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` on ``parser`` and every command under it."""
+    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars (as TQDM_DISABLE=1 does)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                add_quiet(command)
+
+
 def main(argv: list[str] | None = None) -> int:
     from wmbench.data.collect import CollectionStopped
 
     parser = build_parser()
+    add_quiet(parser)
     args = parser.parse_args(argv)
-    if args.command == "datasets" and (args.action == "show") != (args.name is not None):
+    if getattr(args, "quiet", False):
+        os.environ["TQDM_DISABLE"] = "1"  # every progress bar reads it (wmbench/progress.py)
+    if args.command == "datasets" and args.action == "show" and (args.name is None or args.more):
         parser.error("`wmbench datasets` lists; `wmbench datasets show NAME` shows one")
+    if args.command == "datasets" and args.action == "combine" and (not args.more or args.out is None):
+        parser.error("`wmbench datasets combine NAME NAME ... --out NEW` writes the episodes of two or more datasets as the dataset NEW")
     try:
         args.run(args)
         sys.stdout.flush()  # so that a reader who left early (`wmbench envs | head`) is noticed here, not at exit

@@ -42,8 +42,8 @@ reference (which steps the actions themselves), and an optimum on the bound is r
 Options every planner takes: ``autocast`` (evaluate costs under bf16 autocast; the planner's own
 arithmetic stays float32) and ``compile`` (``torch.compile`` the cost function; compiled graphs
 are reused by later plans whose cost functions share code). Both are off by default: on a CPU
-neither pays. After a plan, ``last_stats`` holds ``iterations``, ``cost_calls``,
-``sequences_per_episode`` and the cost of each returned plan (``final_costs``, ``final_cost_mean``).
+neither pays. After a plan, ``last_stats`` holds ``iterations``, ``cost_calls`` and
+``sequences_per_episode`` (no extra cost evaluation is spent on statistics).
 
 Seeding. Episode ``e``'s random numbers in its ``k``-th plan come from its own generator, seeded
 from ``(seed, e, k)``; ``k`` counts the plans of that episode made by this planner object. So the
@@ -57,7 +57,7 @@ planner's device, so a CPU and a GPU planner with the same seed draw different n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -73,14 +73,19 @@ SETTING_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
 SETTING_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string"}
 
 
+def setting(default, meaning: str):
+    """A planner hyperparameter with what it means (``wmbench eval --planner X --list-options`` prints it)."""
+    return field(default=default, metadata={"meaning": meaning})
+
+
 @dataclass
 class PlannerConfig:
     """Settings every planner has; each planner's own dataclass adds its hyperparameters."""
 
-    samples: int = GOAL_REACHING.samples  # candidate sequences per episode and iteration
-    iterations: int = GOAL_REACHING.iterations
-    autocast: bool = False  # evaluate costs under bf16 autocast (planner arithmetic stays float32)
-    compile: bool = False  # torch.compile the cost function
+    samples: int = setting(GOAL_REACHING.samples, "candidate sequences per episode and iteration")
+    iterations: int = setting(GOAL_REACHING.iterations, "optimizer iterations per plan")
+    autocast: bool = setting(False, "evaluate costs under bf16 autocast (planner arithmetic stays float32); results say so")
+    compile: bool = setting(False, "torch.compile the cost function; the compile time is recorded apart from planning time")
 
     def __post_init__(self):
         for setting in fields(self):
@@ -95,9 +100,9 @@ class PlannerConfig:
 
 @dataclass
 class CEMConfig(PlannerConfig):
-    elites: int = GOAL_REACHING.elites
-    init_std: float = 1.0  # the reference's var_scale: it scales unit noise, so it is a std
-    result: str = "mean"  # "mean": the final mean (the reference's); "best": best sequence evaluated
+    elites: int = setting(GOAL_REACHING.elites, "best candidates the mean and std are refitted on; 2 <= elites <= samples")
+    init_std: float = setting(1.0, "std of the first iteration's sampling noise around the warm start")
+    result: str = setting("mean", '"mean": execute the final mean (the standard); "best": the best sequence evaluated')
 
     def __post_init__(self):
         super().__post_init__()
@@ -112,8 +117,8 @@ class CEMConfig(PlannerConfig):
 
 @dataclass
 class MPPIConfig(PlannerConfig):
-    temperature: float = 0.5  # in cost units: weights are softmax(-cost / temperature)
-    noise_std: float = 1.0  # sigma of the sampling noise, in normalized action units; not adapted
+    temperature: float = setting(0.5, "in cost units: candidates are weighted by softmax(-cost / temperature)")
+    noise_std: float = setting(1.0, "std of the sampling noise, in normalized action units; not adapted")
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,11 +128,11 @@ class MPPIConfig(PlannerConfig):
 
 @dataclass
 class ICEMConfig(CEMConfig):
-    result: str = "best"  # iCEM executes the best sequence found, not the mean
-    noise_beta: float = 2.0  # colored noise: power spectrum ~ 1/f^beta over the horizon (0: white)
-    keep_elites: float = 0.3  # fraction of the elites carried into the next iteration
-    population_decay: float = 1.25  # samples at iteration i: max(samples / decay^i, 2 * elites)
-    momentum: float = 0.1  # new mean (and std) = momentum * old + (1 - momentum) * elites'
+    result: str = setting("best", '"best": execute the best sequence found (iCEM\'s rule); "mean": the final mean')
+    noise_beta: float = setting(2.0, "colored noise: power spectrum ~ 1/f^beta over the horizon (0: white)")
+    keep_elites: float = setting(0.3, "fraction of the elites carried into the next iteration")
+    population_decay: float = setting(1.25, "samples at iteration i: max(samples / decay^i, 2 * elites)")
+    momentum: float = setting(0.1, "new mean (and std) = momentum * old + (1 - momentum) * elites'")
 
     def __post_init__(self):
         super().__post_init__()
@@ -140,10 +145,10 @@ class ICEMConfig(CEMConfig):
 
 @dataclass
 class GDConfig(PlannerConfig):
-    samples: int = 100  # sequences optimized in parallel per episode
-    iterations: int = 30  # Adam steps
-    lr: float = 0.1  # Adam's step size, in normalized action units
-    init_std: float = 1.0  # noise added to init to spread the starting sequences (the first gets none)
+    samples: int = setting(100, "sequences optimized in parallel per episode")
+    iterations: int = setting(30, "Adam steps")
+    lr: float = setting(0.1, "Adam's step size, in normalized action units")
+    init_std: float = setting(1.0, "noise added to the warm start to spread the starting sequences (the first gets none)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -174,9 +179,16 @@ class EpisodeNoise:
     def __init__(self, seeds: Sequence[int], device: torch.device):
         self.device = device
         self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.buffers: dict[tuple[int, ...], torch.Tensor] = {}  # by shape: iterations reuse their memory, no fresh pages each time
 
     def __call__(self, *shape: int) -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+        """Fresh noise in a buffer of its shape that the next call of that shape overwrites: use it, or copy it, before then."""
+        buffer = self.buffers.get(shape)
+        if buffer is None:
+            buffer = self.buffers[shape] = torch.empty((len(self.generators), *shape), device=self.device)
+        for generator, row in zip(self.generators, buffer):
+            torch.randn(shape, generator=generator, out=row)  # the same numbers as a fresh draw: the stream is the episode's
+        return buffer
 
 
 def colored_noise(normal: EpisodeNoise, samples: int, horizon: int, size: int, beta: float) -> torch.Tensor:
@@ -252,7 +264,7 @@ class Planner:
         for e in ids:
             self.plans_made[e] = self.plans_made.get(e, 0) + 1
 
-        function = torch.compile(cost_fn) if self.hp.compile else cost_fn
+        function = self.compiled(cost_fn)
         calls, sequences = 0, 0
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
@@ -266,11 +278,19 @@ class Planner:
 
         with torch.set_grad_enabled(self.differentiable):
             best = self.optimize(cost, init, normal)
-        with torch.no_grad():
-            final = cost(best[:, None])[:, 0]
-        self.last_stats = {"iterations": self.hp.iterations, "cost_calls": calls, "sequences_per_episode": sequences,
-                           "final_costs": final.tolist(), "final_cost_mean": final.mean().item()}
+        self.last_stats = {"iterations": self.hp.iterations, "cost_calls": calls, "sequences_per_episode": sequences}
         return best
+
+    def compiled(self, cost_fn: CostFn) -> CostFn:
+        # dynamic: the batch shrinks as episodes finish, which would otherwise recompile at every new size
+        return torch.compile(cost_fn, dynamic=True) if self.hp.compile else cost_fn
+
+    def warm_up(self, cost_fn: CostFn, batch: int) -> None:
+        """Compile ``cost_fn`` by evaluating it once on zero actions, the size a plan evaluates: timing then keeps
+        compilation apart from planning. Draws no noise and counts no plan, so the plans that follow are unchanged."""
+        zeros = torch.zeros(batch, self.hp.samples, self.horizon, self.action_size, device=self.device, requires_grad=self.differentiable)
+        with torch.set_grad_enabled(self.differentiable), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hp.autocast):
+            self.compiled(cost_fn)(zeros)
 
     def optimize(self, cost: CostFn, mean: torch.Tensor, normal: EpisodeNoise) -> torch.Tensor:
         raise NotImplementedError
@@ -301,7 +321,8 @@ class CEM(Planner):
         std = torch.full_like(mean, hp.init_std)
         best = Best(mean)
         for _ in range(hp.iterations):
-            candidates = (mean[:, None] + std[:, None] * normal(hp.samples, self.horizon, self.action_size)).clamp(-1, 1)
+            # in place in the noise buffer (same arithmetic, in the same order, as mean + std * noise)
+            candidates = normal(hp.samples, self.horizon, self.action_size).mul_(std[:, None]).add_(mean[:, None]).clamp_(-1, 1)
             candidates[:, 0] = mean
             costs = cost(candidates)
             best.update(candidates, costs)
@@ -321,7 +342,7 @@ class MPPI(Planner):
     def optimize(self, cost, mean, normal):
         hp = self.hp
         for _ in range(hp.iterations):
-            candidates = (mean[:, None] + hp.noise_std * normal(hp.samples, self.horizon, self.action_size)).clamp(-1, 1)
+            candidates = normal(hp.samples, self.horizon, self.action_size).mul_(hp.noise_std).add_(mean[:, None]).clamp_(-1, 1)
             candidates[:, 0] = mean
             weights = torch.softmax(-cost(candidates) / hp.temperature, dim=1)
             mean = (weights[:, :, None, None] * candidates).sum(dim=1)
@@ -393,6 +414,13 @@ class GradientDescent(Planner):
 
 
 PLANNERS: dict[str, type[Planner]] = {planner.name: planner for planner in (CEM, MPPI, ICEM, GradientDescent)}
+
+
+def planner_options(name: str) -> list[tuple[str, str, object, str]]:
+    """(option, type, default, meaning) of every hyperparameter of the planner ``name``."""
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
+    return [(f.name, f.type, f.default, f.metadata.get("meaning", "")) for f in fields(PLANNERS[name].Config)]
 
 
 def make_planner(name: str, horizon: int, action_size: int, **kwargs) -> Planner:

@@ -252,3 +252,67 @@ def test_batched_planning_of_a_small_model_through_the_harness(report):
     # an elite choice a little (measured 0.003 at most)
     assert np.allclose(batched, alone, atol=1e-2)
     assert speedup > 1.0, f"batched {batched_s:.2f} s, one at a time {alone_s:.2f} s: batching does not pay"
+
+
+def test_planner_overhead_batched_against_sequential(report):
+    """The planner's own work (sampling, clamping, elites, statistics) with a cost that costs almost nothing:
+    CEM 300 x 30 for 50 episodes in one batch against 50 plans of one episode, and the share of a batched plan
+    spent outside the cost. Targets: batched at least 2x faster per episode-plan; with the tiny model's rollout
+    as the cost, planner overhead under 10% of the plan."""
+    import resource
+
+    from wmbench.testing import TinyWorldModel
+
+    episodes, block = 50, ACTION_BLOCK
+    target = torch.rand(episodes, 1, HORIZON, block) * 2 - 1
+
+    def quadratic(actions):  # [B, N, H, D] -> [B, N]
+        return (actions - target[: actions.shape[0]]).square().sum(dim=(2, 3))
+
+    def quadratic_one(actions, episode):  # the same cost for one episode planned alone
+        return (actions - target[episode : episode + 1]).square().sum(dim=(2, 3))
+
+    def plan(batch: list[int], cost) -> torch.Tensor:
+        return make_planner("cem", HORIZON, block, seed=0).plan(cost, len(batch), episode_ids=batch)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        everyone = list(range(episodes))
+        plan(everyone, quadratic)  # warm up the allocator and the kernels
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        batched, batched_s = timed(lambda: plan(everyone, quadratic))
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        alone, alone_s = timed(lambda: torch.cat([plan([e], lambda a, e=e: quadratic_one(a, e)) for e in everyone]))
+
+        model = TinyWorldModel(image_size=64, history=HISTORY, action_dim=2).eval()
+        latents = model.encode(torch.randint(0, 256, (episodes, HISTORY, 3, 64, 64), dtype=torch.uint8))
+        goal = torch.randn(episodes, *latents.shape[2:])
+        past = torch.zeros(episodes, HISTORY - 1, block)
+        cost_s = 0.0
+
+        def rollout_cost(actions):
+            nonlocal cost_s
+            start = time.perf_counter()
+            with torch.no_grad():
+                batch, samples = actions.shape[:2]
+                flat = lambda x: x.unsqueeze(1).expand(batch, samples, *x.shape[1:]).reshape(batch * samples, *x.shape[1:])
+                blocks = torch.cat([flat(past), actions.reshape(batch * samples, HORIZON, block), actions.new_zeros(batch * samples, 1, block)], 1)
+                costs = (model.rollout(flat(latents), blocks)[:, -1] - flat(goal)).square().flatten(1).sum(1).reshape(batch, samples)
+            cost_s += time.perf_counter() - start
+            return costs
+
+        _, model_plan_s = timed(lambda: plan(everyone, rollout_cost))
+    finally:
+        torch.set_num_threads(threads)
+
+    speedup = alone_s / batched_s
+    overhead = 1 - cost_s / model_plan_s
+    report({"device": "cpu (one core, one torch thread)", "planner": "cem 300 x 30, horizon 5", "episodes": episodes,
+            "cheap_cost_batched_s": batched_s, "cheap_cost_one_at_a_time_s": alone_s, "speedup": speedup, "target_speedup": 2.0,
+            "cheap_cost_batched_minor_page_faults": faults, "tiny_model_plan_s": model_plan_s, "tiny_model_cost_s": cost_s,
+            "planner_overhead_share_with_tiny_model": overhead, "target_overhead_share": 0.10,
+            "plans_max_difference_batched_vs_alone": (batched - alone).abs().max().item()})
+    assert torch.equal(batched, alone), "a batched plan must equal the plans made one episode at a time"
+    assert speedup >= 2.0, f"batched {batched_s:.2f} s against {alone_s:.2f} s one at a time: {speedup:.2f}x < 2x"
+    assert overhead < 0.10, f"the planner spent {100 * overhead:.0f}% of a plan outside the tiny model's cost"

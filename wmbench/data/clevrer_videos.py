@@ -30,7 +30,6 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data.collect import CollectionStopped, prepare_worker_process
@@ -40,6 +39,7 @@ from wmbench.envs.clevrer.questions import DEFAULT_PER_TYPE, generate_questions
 from wmbench.envs.clevrer.scene import FRAMES, sample_scene
 from wmbench.files import atomic_write, exclusive, remove_temporaries, write_json
 from wmbench.media import save_mp4
+from wmbench.progress import progress_bar
 
 
 FOLDERS = ("videos", "annotations", "questions")
@@ -127,7 +127,7 @@ def _start_or_resume(out: Path, settings: dict[str, Any], resume: bool) -> None:
 def _generate(out: Path, settings: dict[str, Any], workers: int, progress: bool) -> dict[str, Any]:
     videos = settings["videos"]
     todo = [i for i in range(videos) if not paths(out, i)["questions"].exists()]
-    bar = tqdm(total=videos, initial=videos - len(todo), desc="clevrer", unit="video", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=videos, initial=videos - len(todo), desc="clevrer", unit="video", disable=not progress)
     timings, start = [], time.perf_counter()
     jobs = [(out, index, settings["seed"], tuple(settings["resolution"])) for index in todo]
     try:

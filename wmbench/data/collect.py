@@ -26,13 +26,13 @@ import gymnasium as gym
 import minari
 import numpy as np
 from minari.serialization import serialize_space
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data import storage
 from wmbench.data.recipe import Recipe, episode_seeds
 from wmbench.policies import make_policy
 from wmbench.files import exclusive, remove_temporaries, write_json
+from wmbench.progress import progress_bar
 
 
 class CollectionStopped(RuntimeError):
@@ -148,8 +148,8 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
             _prepare_staging(recipe, staging, resume)
             episodes_dir = staging / "episodes"
             todo = [i for i in range(recipe.episodes) if not episode_file(episodes_dir, i).exists()]
-            bar = tqdm(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
-                       disable=not progress, dynamic_ncols=True)
+            bar = progress_bar(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
+                               disable=not progress)
             try:
                 if workers == 1 or len(todo) <= 1:
                     _collect_here(env, recipe, todo, episodes_dir, bar)
@@ -245,7 +245,7 @@ def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
     shutil.rmtree(staging / "dataset", ignore_errors=True)
     data = staging / "dataset" / "data"
     data.mkdir(parents=True)
-    storage.merge_episodes(files, data / storage.MAIN_FILE)
+    storage.merge_episodes([(path, i) for i, path in enumerate(files)], data / storage.MAIN_FILE)
     sha256 = storage.dataset_sha256(checksums)
     write_json(data / storage.MANIFEST_FILE, {
         "sha256": sha256,

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data.recipe import episode_seeds
 from wmbench.envs import ENVS, goal_env, short_name
 from wmbench.files import atomic_write, write_json
 from wmbench.policies import make_policy
+from wmbench.progress import progress_bar
 from wmbench.protocol import GOAL_REACHING
 
 PAIRS = GOAL_REACHING.pairs
@@ -93,7 +93,7 @@ def generate_eval_set(env_name: str, pairs: int = PAIRS, progress: bool = True) 
     sim = env.unwrapped
     rows: list[tuple] = []
     episode = rejected = 0
-    with tqdm(total=pairs, desc=f"eval set {name}", unit="pair", disable=not progress) as bar:
+    with progress_bar(total=pairs, desc=f"eval set {name}", unit="pair", disable=not progress) as bar:
         while len(rows) < pairs:
             env_seed, policy_seed = episode_seeds(EVAL_SEED, episode)
             start_step = int(np.random.default_rng([EVAL_SEED, episode]).integers(0, steps - GOAL_OFFSET + 1))

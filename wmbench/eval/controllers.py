@@ -57,6 +57,10 @@ class Controller(ABC):
     def begin(self, goal_frames: np.ndarray) -> None:
         """Called once, before the first plan, with the goal images ``[N, H, W, 3]`` of every episode."""
 
+    def warm_up(self, request: PlanRequest) -> bool:
+        """Do, untimed, the one-off work of the first plan (``torch.compile``); True if there was any."""
+        return False
+
     @abstractmethod
     def plan(self, request: PlanRequest) -> torch.Tensor:
         """The next blocks ``[B, H, D]`` of the requested episodes, on any device."""
@@ -89,7 +93,18 @@ class LatentController(Controller):
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 1, 4, 2, 3)
         return self.model.encode(pixels)
 
+    def warm_up(self, request: PlanRequest) -> bool:
+        if not self.planner.hp.compile:
+            return False
+        self.planner.warm_up(self.cost_of(request), len(request.episodes))
+        return True
+
     def plan(self, request: PlanRequest) -> torch.Tensor:
+        return self.planner.plan(self.cost_of(request), len(request.episodes), init=request.warm_start.to(self.device),
+                                 episode_ids=request.episodes)
+
+    def cost_of(self, request: PlanRequest):
+        """The cost of candidate action blocks for the requested episodes: roll out from their history, compare with their goals."""
         meta, model = self.meta, self.model
         with torch.no_grad():
             latents = self._encode(request.frames)
@@ -104,7 +119,7 @@ class LatentController(Controller):
             predicted = model.rollout(flat(latents), blocks)
             return self.cost(predicted, flat(goals)).reshape(batch, samples)
 
-        return self.planner.plan(cost, len(request.episodes), init=request.warm_start.to(self.device), episode_ids=request.episodes)
+        return cost
 
     def describe_model(self) -> dict[str, Any]:
         return self.description

@@ -25,11 +25,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import wmbench
 from wmbench.data.evalset import EvalSet, draw_pairs, load_eval_set
@@ -39,10 +38,14 @@ from wmbench.eval.controllers import (Controller, ExpertController, LatentContro
                                       SimulatorController)
 from wmbench.eval.results import document_header, validate
 from wmbench.files import atomic_write, write_json
-from wmbench.media import save_gif
+from wmbench.media import contact_sheet, save_gif
 from wmbench.planning import Planner, make_planner, shift_plan
+from wmbench.progress import progress_bar
 from wmbench.protocol import GOAL_REACHING, oracle_budget
-from wmbench.stats import wilson_interval
+from wmbench.stats import mcnemar_exact, wilson_interval
+
+if TYPE_CHECKING:
+    from wmbench.checkpoint import LoadedModel
 
 RESULTS_FORMAT = 1  # bump when a field changes meaning
 CANDIDATE_COPIES = 4  # a planner's iteration holds the candidates, their noise, the clipped copy and the elites
@@ -137,6 +140,7 @@ class EpisodeBatch:
     def close(self) -> None:
         for episode in self.episodes:
             episode.env.close()
+            episode.env = None  # a Cube env holds about 250 MB: free it before the random run alongside makes 50 more
 
 
 @dataclass
@@ -148,6 +152,8 @@ class MPCRun:
     plan_times: list[tuple[float, int]]  # (seconds, episodes planned) of every planning call
     env_seconds: float
     wall_seconds: float
+    compile_seconds: float | None  # the untimed warm-up that compiled the cost (None: nothing compiled)
+    load_average: tuple[float, float]  # the machine's 1-minute load at the start and the end: others' work slows planning
 
 
 def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
@@ -160,13 +166,19 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
     plan_times, env_seconds, step, next_block = [], 0.0, 0, settings.horizon
     # One tick per replanning round (plan, then execute it): rounds cost about the same, so the ETA holds.
     rounds = -(-settings.budget // (controller.action_block * settings.replan_every))
-    bar = tqdm(total=rounds, desc=f"eval {env_name}", unit="round", disable=not progress, leave=False)
+    bar = progress_bar(total=rounds, desc=f"eval {env_name}", unit="round", disable=not progress, leave=False)
+    load_at_start = os.getloadavg()[0]
+    began = time.perf_counter()
+    compiled = controller.warm_up(batch.request(batch.unfinished(), plans))
+    synchronize(device)
+    compile_seconds = time.perf_counter() - began if compiled else None
     start = time.perf_counter()
     while step < settings.budget:
         active = batch.unfinished()
         if active.size == 0:
             break
         if next_block >= settings.replan_every:
+            bar.set_postfix_str(f"planning {active.size} episodes at env step {step}", refresh=True)  # a round can take minutes
             request = batch.request(active, shift_plan(plans[active], next_block))
             synchronize(device)
             began = time.perf_counter()
@@ -184,13 +196,13 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
     wall = time.perf_counter() - start
     bar.close()
     batch.close()
-    return MPCRun(batch.episodes, batch.goal_frames, plan_times, env_seconds, wall)
+    return MPCRun(batch.episodes, batch.goal_frames, plan_times, env_seconds, wall, compile_seconds, (load_at_start, os.getloadavg()[0]))
 
 
 # ---------------------------------------------------------------------- a whole evaluation
-def make_controller(model: str, env_name: str, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
+def make_controller(model: str | LoadedModel, env_name: str, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
                     trust_code: bool = False) -> Controller:
-    """The controller of ``model``: a checkpoint path, ``oracle``, ``expert`` or ``random``."""
+    """The controller of ``model``: a checkpoint path, a loaded model (on ``settings.device``), ``oracle``, ``expert`` or ``random``."""
     action_dim = len(evalset.actions[0, 0])
 
     def planner(block: int, device: torch.device, defaults: dict | None = None):
@@ -239,9 +251,9 @@ def memory_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def evaluate(model: str, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
+def evaluate(model: str | LoadedModel, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
              progress: bool = True) -> tuple[dict[str, Any], MPCRun]:
-    """Evaluate ``model`` (a checkpoint path, ``oracle``, ``expert`` or ``random``) on ``env_name``.
+    """Evaluate ``model`` (a checkpoint path, a loaded model, ``oracle``, ``expert`` or ``random``) on ``env_name``.
 
     Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run
     (episode frames for videos, goal frames).
@@ -287,6 +299,10 @@ def results_document(env_name: str, controller: Controller, settings: EvalSettin
             "planning_total_s": planning_total,
             "env_step_total_s": run.env_seconds,
             "wall_s": run.wall_seconds,
+            "compile_s": run.compile_seconds,
+            "threads": torch.get_num_threads(),
+            "precision": "bf16 autocast" if controller.describe_planner().get("autocast") else "float32",
+            "load_average_1min": {"start": run.load_average[0], "end": run.load_average[1]},
         },
     }
 
@@ -361,7 +377,7 @@ def write_outputs(results: dict[str, Any], run: MPCRun, out: str | Path, videos:
         written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
     for i, episode in enumerate(run.episodes[:videos]):
         path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
-        written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i]), tmp)))
+        written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i], episode.success_step), tmp)))
     return written
 
 
@@ -382,9 +398,31 @@ def summary_text(results: dict[str, Any]) -> str:
         f"time         {timing['wall_s']:.1f} s in all: planning {timing['planning_total_s']:.1f} s, "
         f"env stepping {timing['env_step_total_s']:.1f} s",
     ]
+    if "precision" in timing:  # results written before these fields have none
+        load = timing["load_average_1min"]
+        compiled = f"; torch.compile took {timing['compile_s']:.1f} s before planning, not counted" if timing["compile_s"] is not None else ""
+        lines.append(f"conditions   {timing['precision']}, {timing['threads']} threads, machine load {load['start']:.1f} -> "
+                     f"{load['end']:.1f}{compiled}")
     references = results.get("references", {})
     lines += [f"{kind:<12} {reference_text(references[kind])}" for kind in ("random", "oracle") if kind in references]
-    return "\n".join(lines)
+    note = random_like_note(results)
+    return "\n".join(lines + ([f"note         {note}"] if note else []))
+
+
+def random_like_note(results: dict[str, Any]) -> str | None:
+    """A warning when the run cannot be told apart from random actions on the same pairs (exact McNemar, 5%)."""
+    random = results.get("references", {}).get("random")
+    if results["model"]["source"] == "random" or not random or not random["measured"]:
+        return None
+    solved_by_random = {o["pair"]: o["success"] for o in random["outcomes"]}
+    only_model = sum(e["success"] and not solved_by_random[e["pair"]] for e in results["episodes"])
+    only_random = sum(solved_by_random[e["pair"]] and not e["success"] for e in results["episodes"])
+    p_value = mcnemar_exact(only_model, only_random)
+    if p_value < 0.05:
+        return None
+    more = f" (--episodes {GOAL_REACHING.pairs} evaluates every pair)" if results["protocol"]["episodes"] < GOAL_REACHING.pairs else ""
+    return (f"not distinguishable from random actions on these pairs (exact McNemar p = {p_value:.2f}, "
+            f"{only_model} pairs solved only by the model, {only_random} only by random); more pairs would tell{more}")
 
 
 def reference_text(reference: dict[str, Any]) -> str:
@@ -393,12 +431,16 @@ def reference_text(reference: dict[str, Any]) -> str:
     return f"{reference['successes']}/{reference['episodes']} = {100 * reference['rate']:.1f}% on the same pairs ({reference['source']})"
 
 
-def episode_clip(frames: list[np.ndarray], goal: np.ndarray) -> list[np.ndarray]:
-    """Agent | goal side by side, scaled up to at least 128 px high, for a GIF."""
+def episode_clip(frames: list[np.ndarray], goal: np.ndarray, success_step: int | None) -> list[np.ndarray]:
+    """Agent | goal side by side, scaled up to at least 128 px high, each panel labelled: the env step, and from
+    the step it succeeded on, that it did."""
     scale = max(1, int(np.ceil(128 / goal.shape[0])))
-    gap = np.full((goal.shape[0], 2, 3), 255, np.uint8)
-    clip = [np.concatenate([frame, gap, goal], axis=1) for frame in frames]
-    return [c.repeat(scale, 0).repeat(scale, 1) for c in clip]
+    enlarge = lambda image: image.repeat(scale, 0).repeat(scale, 1)
+    clip = []
+    for step, frame in enumerate(frames):  # frame k: after k env steps
+        label = f"step {step}" + (f", solved at {success_step}" if success_step is not None and step >= success_step else "")
+        clip.append(np.asarray(contact_sheet([enlarge(frame)], [label], enlarge(goal))))
+    return clip
 
 
 def plot_summary(results: dict[str, Any], path) -> None:
@@ -428,7 +470,7 @@ def plot_summary(results: dict[str, Any], path) -> None:
     rate = results["success"]["rate"]
     axis.errorbar([budget], [rate], yerr=[[max(rate - lo, 0.0)], [max(hi - rate, 0.0)]],
                   fmt="o", color="tab:blue", capsize=3, label="95% Wilson interval")
-    axis.set(xlabel="env steps", ylabel="episodes solved", ylim=(0, 1.02), xlim=(0, budget + 1),
+    axis.set(xlabel="env steps", ylabel="fraction of episodes solved", ylim=(0, 1.02), xlim=(0, budget + 1),
              title=f"{results['env']['id']}: {results['planner']['name']}, {len(episodes)} of "
                    f"{results['protocol']['eval_set']['pairs']} pairs")
     axis.legend(loc="upper left", fontsize=8)

@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wmbench.envs.phyre.simulation import (
     FPS, MAX_STEPS, Scene, action_ball, draw, draw_ball, initial_poses, random_valid_placements, simulate, valid_placements,
 )
 from wmbench.envs.phyre.templates import parse_task_id, task
+from wmbench.progress import progress_bar
 from wmbench.protocol import PUZZLES
 from wmbench.stats import auroc, binary_auroc, fit_logistic, logistic_scores
 
@@ -108,7 +108,7 @@ class WorldModelAgent:
         chosen = [train_tasks[i] for i in rng.integers(len(train_tasks), size=samples)]
         tasks = sorted(set(chosen))
         features, labels, held_out = [], [], []
-        for position, tid in enumerate(tqdm(tasks, desc="phyre probe data", unit="task", disable=not progress, dynamic_ncols=True)):
+        for position, tid in enumerate(progress_bar(tasks, desc="phyre probe data", unit="task", disable=not progress)):
             scene = task(*parse_task_id(tid))
             actions = random_valid_placements(scene, chosen.count(tid), rng)
             labels.extend(simulate(scene, action, stop_when_decided=True).solved for action in actions)

@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from wmbench.envs import ENVS
 from wmbench.envs.phyre.simulation import Scene, random_valid_placements, simulate
 from wmbench.envs.phyre.splits import split_tasks
 from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, task
 from wmbench.eval.results import document_header
+from wmbench.progress import progress_bar
 from wmbench.protocol import PUZZLES
 from wmbench.stats import bootstrap_interval
 
@@ -143,7 +143,7 @@ def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]
               progress: bool, desc: str) -> list[dict[str, Any]]:
     """Every task's outcome (``attempt_task``); task ``t``'s proposals draw from a generator seeded by (seed, t)."""
     outcomes = []
-    for tid in tqdm(test, desc=desc, unit="task", disable=not progress, dynamic_ncols=True):
+    for tid in progress_bar(test, desc=desc, unit="task", disable=not progress):
         template, index = parse_task_id(tid)
         scene = task(template, index)
         rng = np.random.default_rng([seed, list(TEMPLATES).index(template), index])

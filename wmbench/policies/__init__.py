@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
-from tqdm import tqdm
 
 from wmbench.envs import short_name
+from wmbench.progress import progress_bar
 
 
 class Policy:
@@ -118,7 +118,7 @@ def play(env: gym.Env, policy: Policy, steps: int, seed: int, progress: bool = F
     policy.reset()
     rollout = PolicyRollout(frames=[obs["pixels"]], goal=info["goal"], succeeded_at=0 if info["success"] else None)
     start = time.perf_counter()
-    for t in tqdm(range(1, steps + 1), desc="rollout", unit="step", disable=not progress, leave=False):
+    for t in progress_bar(range(1, steps + 1), desc="rollout", unit="step", disable=not progress, leave=False):
         obs, _, terminated, truncated, info = env.step(policy.act())
         rollout.frames.append(obs["pixels"])
         rollout.steps = t
