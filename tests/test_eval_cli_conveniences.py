@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from wmbench.cli import main
 from wmbench.eval.goal_reaching import EvalSettings, evaluate, random_like_note, summary_text
@@ -50,7 +51,7 @@ def test_run_folders_are_never_overwritten_silently_and_name_the_checkpoint(tmp_
     # two checkpoints both called model.wmb get two default folders
     monkeypatch.chdir(tmp_path)
     for seed, folder in ((0, "a"), (1, "b")):
-        import torch
+
         torch.manual_seed(seed)
         export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / folder / "model.wmb")
         assert main(["eval", "--model", f"{folder}/model.wmb", "--env", "tworoom", "--episodes", "1", "--samples", "8",
@@ -82,7 +83,6 @@ def test_results_record_the_conditions_a_planning_time_was_measured_under():
     assert set(timing["load_average_1min"]) == {"start", "end"}
 
     # compile: the warm-up compiles before the loop, is timed apart, and leaves the plans as they would have been
-    import torch
     evalset = load_eval_set("tworoom")
     pairs = draw_pairs(evalset, 2, 0)
     settings = EvalSettings(episodes=2, budget=10)
@@ -131,3 +131,39 @@ def test_episode_gifs_label_each_panel_with_its_step_and_success():
     assert ink[0] > 0 and not (clip[1][label_row:] == clip[0][label_row:]).all()  # "step 0", then "step 1"
     assert ink[2] > 1.5 * ink[1] and (clip[3][:label_row] == clip[2][:label_row]).all()  # from step 2 on: ", solved at 2"
     assert (clip[0][label_row:, 150:] < 60).any()  # the goal panel is labelled too
+
+
+def test_the_plan_view_shows_the_dataset_frame_nearest_to_each_prediction(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from wmbench.checkpoint import export, load_model
+    from wmbench.data.collect import collect
+    from wmbench.data.recipe import Recipe
+    from wmbench.eval.plan_view import frame_index
+    from wmbench.testing import TinyWorldModel
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect(Recipe(name="wmbench/tworoom-tiny-v0", env="tworoom", policy="expert", episodes=3, steps=20, seed=0, resolution=32),
+            workers=1, progress=False)
+    checkpoint = export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / "tiny.wmb")
+
+    index = frame_index(load_model(checkpoint), "wmbench/tworoom-tiny-v0", torch.device("cpu"), count=40)
+    frames, distances = index.nearest(index.latents[[3, 7]])
+    assert np.array_equal(frames, index.frames[[3, 7]]) and np.allclose(distances, 0, atol=1e-6)  # a data frame finds itself
+
+    out = tmp_path / "run"
+    assert main(["eval", "--model", str(checkpoint), "--env", "tworoom", "--episodes", "2", "--budget", "10", "--samples", "16",
+                 "--iterations", "2", "--option", "elites=2", "--videos", "1", "--plan-view", "wmbench/tworoom-tiny-v0",
+                 "--out", str(out)]) == 0
+    [gif] = out.glob("*.gif")
+    with Image.open(gif) as clip:
+        clip.seek(6)
+        panel = np.asarray(clip.convert("RGB"))
+    assert panel.shape[1] > 3 * 128  # agent | expected | goal
+    assert main(["eval", "--model", "random", "--env", "tworoom", "--videos", "1", "--plan-view", "wmbench/tworoom-tiny-v0",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--plan-view shows what a world model predicted; --model random predicts nothing" in capsys.readouterr().err
+    assert main(["eval", "--model", str(checkpoint), "--env", "tworoom", "--videos", "1", "--plan-view", "wmbench/none-v0",
+                 "--out", str(tmp_path / "n")]) == 2
+    assert "no dataset 'wmbench/none-v0'" in capsys.readouterr().err

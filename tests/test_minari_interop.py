@@ -233,16 +233,14 @@ def test_a_killed_or_failed_combine_leaves_no_dataset_and_a_rerun_completes(data
     assert (datasets_root / storage.PARTIAL_DIR / "ab-v0" / "dataset").is_dir()  # hidden: what a rerun removes
     assert [row["name"] for row in catalog.local_datasets()] == ["a-v0", "b-v0"]
 
-    import wmbench.data.combine as combine_module
-
     def stop_at_the_metadata(path, document):
         if path.name == storage.METADATA_FILE:
             raise KeyboardInterrupt
         return write_json(path, document)
 
-    write_json = combine_module.write_json
+    write_json = storage.write_json
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(combine_module, "write_json", stop_at_the_metadata)
+        patch.setattr(storage, "write_json", stop_at_the_metadata)
         combine(["a-v0", "b-v0"], "ab-v0")
     assert not storage.dataset_dir("ab-v0").exists() and not (datasets_root / storage.PARTIAL_DIR / "ab-v0").exists()
     assert not list(datasets_root.rglob("*.tmp")) and not list(datasets_root.rglob("*.lock"))

@@ -282,7 +282,7 @@ def cmd_eval(args) -> None:
                             horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
     default_out = Path("runs/eval") / f"{short_name(args.env)}_{model_label(args.model)}_{args.planner}_seed{args.seed}"
     out = output_folder(args.out or default_out, "results.json", args.overwrite)
-    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos)
+    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos, plan_view=args.plan_view)
     validate(results)
     written = write_outputs(results, run, out, videos=args.videos)
     print(summary_text(results))
@@ -542,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--iterations", type=whole_number(1, 100_000), help=f"optimizer iterations (default: the planner's; the oracle's CEM: {ORACLE.iterations}, Cube {ORACLE_BUDGETS['cube'].iterations})")
     evaluation.add_argument("--option", action="append", metavar="KEY=VALUE", help="any other planner hyperparameter, repeatable")
     evaluation.add_argument("--videos", type=whole_number(0, 1000), default=0, help="write a GIF (agent | goal) of the first N episodes")
+    evaluation.add_argument("--plan-view", metavar="DATASET", help="in the GIFs, beside each real frame, the frame of DATASET (the "
+                            "model's training data, at its resolution) nearest to the latent the model predicted for it")
     evaluation.add_argument("--out", type=Path, help="output folder (default runs/eval/ENV_MODEL-SHA8_PLANNER_seedSEED)")
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder (refused otherwise)")
     evaluation.add_argument("--list-options", action="store_true", help="list the --planner's options, their types and defaults, and exit")

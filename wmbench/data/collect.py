@@ -244,15 +244,7 @@ def _finish(recipe: Recipe, env: gym.Env, staging: Path, target: Path) -> Path:
     checksums = [storage.read_episode_checksum(path, i) for i, path in enumerate(files)]
     shutil.rmtree(staging / "dataset", ignore_errors=True)
     data = staging / "dataset" / "data"
-    data.mkdir(parents=True)
-    storage.merge_episodes([(path, i) for i, path in enumerate(files)], data / storage.MAIN_FILE)
-    sha256 = storage.dataset_sha256(checksums)
-    write_json(data / storage.MANIFEST_FILE, {
-        "sha256": sha256,
-        "files": {storage.MAIN_FILE: storage.file_sha256(data / storage.MAIN_FILE)},
-        "episodes": checksums,
-    })
-    write_json(data / storage.METADATA_FILE, _metadata(recipe, env, sha256, data))
+    storage.write_data(data, [(path, i) for i, path in enumerate(files)], checksums, lambda sha256: _metadata(recipe, env, sha256, data))
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staging / "dataset", target)
     shutil.rmtree(staging)

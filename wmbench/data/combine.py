@@ -31,7 +31,7 @@ import minari
 import wmbench
 from wmbench.data import storage
 from wmbench.data.recipe import check_dataset_id
-from wmbench.files import exclusive, write_json
+from wmbench.files import exclusive
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,9 @@ def combine(names: Sequence[str], out: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)  # what a combine killed midway left
         try:
             data = staging / "dataset" / "data"
-            data.mkdir(parents=True)
             episodes = [(source.data / storage.MAIN_FILE, index) for source in sources for index in range(source.episodes)]
-            storage.merge_episodes(episodes, data / storage.MAIN_FILE)
             checksums = [checksum for source in sources for checksum in source.checksums]
-            sha256 = storage.dataset_sha256(checksums)
-            write_json(data / storage.MANIFEST_FILE, {
-                "sha256": sha256,
-                "files": {storage.MAIN_FILE: storage.file_sha256(data / storage.MAIN_FILE)},
-                "episodes": checksums,
-            })
-            write_json(data / storage.METADATA_FILE, combined_metadata(out, sources, sha256, data))
+            storage.write_data(data, episodes, checksums, lambda sha256: combined_metadata(out, sources, sha256, data))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging / "dataset", target)
         finally:

@@ -30,12 +30,12 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
 
-from wmbench.files import atomic_write
+from wmbench.files import atomic_write, write_json
 
 PIXEL_FILTER = {"compression": "gzip", "compression_opts": 1}
 PIXEL_ENCODING = "raw uint8, HDF5 deflate level 1 (lossless), one chunk per frame"
@@ -147,6 +147,16 @@ def check_raw_pixels(pixels: h5py.Dataset, dataset: str | Path) -> None:
             "(as Minari's JPEG encoding, lossy, stores them: metadata jpeg_encoding true); wmbench reads raw frames: collect with "
             "`wmbench collect`, or with minari.DataCollector(env, jpeg_encoding=False)"
         )
+
+
+def write_data(data: Path, episodes: list[tuple[Path, int]], checksums: list[str], metadata: Callable[[str], dict[str, Any]]) -> None:
+    """Write a dataset's ``data`` folder: ``episodes`` (file, index) merged into the main file in order, the manifest of
+    their ``checksums``, and the metadata that ``metadata`` gives for the dataset's checksum."""
+    data.mkdir(parents=True)
+    merge_episodes(episodes, data / MAIN_FILE)
+    sha256 = dataset_sha256(checksums)
+    write_json(data / MANIFEST_FILE, {"sha256": sha256, "files": {MAIN_FILE: file_sha256(data / MAIN_FILE)}, "episodes": checksums})
+    write_json(data / METADATA_FILE, metadata(sha256))
 
 
 def file_sha256(path: Path) -> str:

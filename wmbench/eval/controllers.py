@@ -103,6 +103,15 @@ class LatentController(Controller):
         return self.planner.plan(self.cost_of(request), len(request.episodes), init=request.warm_start.to(self.device),
                                  episode_ids=request.episodes)
 
+    def imagine(self, request: PlanRequest, plans: torch.Tensor) -> torch.Tensor:
+        """The latents ``[B, H, ...]`` the model predicts for executing ``plans`` ``[B, H, D]`` from the requested history."""
+        with torch.no_grad():
+            latents = self._encode(request.frames)
+            past = self.meta.normalize_actions(request.past_blocks.to(self.device))
+            plans = self.meta.normalize_actions(plans.to(self.device))
+            blocks = torch.cat([past, plans, plans.new_zeros(len(plans), 1, plans.shape[-1])], dim=1)
+            return self.model.rollout(latents, blocks)
+
     def cost_of(self, request: PlanRequest):
         """The cost of candidate action blocks for the requested episodes: roll out from their history, compare with their goals."""
         meta, model = self.meta, self.model

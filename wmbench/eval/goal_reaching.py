@@ -36,6 +36,7 @@ from wmbench.devices import device_info, resolve_device, synchronize
 from wmbench.envs import ENVS, goal_env
 from wmbench.eval.controllers import (Controller, ExpertController, LatentController, PlanRequest, RandomController,
                                       SimulatorController)
+from wmbench.eval.plan_view import FrameIndex, frame_index
 from wmbench.eval.results import document_header, validate
 from wmbench.files import atomic_write, write_json
 from wmbench.media import contact_sheet, save_gif
@@ -84,12 +85,15 @@ class Episode:
     past_blocks: deque  # the last T - 1 executed action blocks
     success_step: int | None = None
     video: list | None = None  # every frame, for the first ``videos`` episodes
+    imagined: list | None = None  # (env step planned at, predicted latents [H, ...]) of every plan, for the plan view
+    expected: list | None = None  # per video frame: (nearest dataset frame, squared distance) to what the model predicted
 
 
 class EpisodeBatch:
     """The envs of an evaluation, each reset to its pair, and what a controller needs to see of them."""
 
-    def __init__(self, env_name: str, evalset: EvalSet, pairs: np.ndarray, controller: Controller, videos: int):
+    def __init__(self, env_name: str, evalset: EvalSet, pairs: np.ndarray, controller: Controller, videos: int,
+                 plan_view: bool = False):
         history = controller.history
         self.episodes: list[Episode] = []
         goal_frames = []
@@ -100,7 +104,8 @@ class EpisodeBatch:
             block = np.zeros(controller.action_block * env.action_space.shape[0], np.float32)
             self.episodes.append(Episode(int(pair), env, deque([obs["pixels"]] * history, maxlen=history),
                                          deque([block] * (history - 1), maxlen=history - 1),
-                                         video=[obs["pixels"]] if i < videos else None))
+                                         video=[obs["pixels"]] if i < videos else None,
+                                         imagined=[] if plan_view and i < videos else None))
         self.goal_frames = np.stack(goal_frames)
         self.action_dim = self.episodes[0].env.action_space.shape[0]
 
@@ -157,9 +162,10 @@ class MPCRun:
 
 
 def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, pairs: np.ndarray,
-            videos: int = 0, progress: bool = True) -> MPCRun:
-    """Run every episode to success or budget."""
-    batch = EpisodeBatch(env_name, evalset, pairs, controller, videos)
+            videos: int = 0, progress: bool = True, plan_view: bool = False) -> MPCRun:
+    """Run every episode to success or budget; with ``plan_view``, keep what the model predicted for each video
+    episode's executed plans (a ``LatentController`` only)."""
+    batch = EpisodeBatch(env_name, evalset, pairs, controller, videos, plan_view and isinstance(controller, LatentController))
     controller.begin(batch.goal_frames)
     device = controller.device
     plans = torch.zeros(len(pairs), settings.horizon, controller.action_block * batch.action_dim)
@@ -185,6 +191,7 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
             plans[active] = controller.plan(request).cpu()
             synchronize(device)
             plan_times.append((time.perf_counter() - began, int(active.size)))
+            record_imagined(batch, controller, request, plans, active, step)
             next_block = 0
             bar.update()
         began = time.perf_counter()
@@ -252,18 +259,54 @@ def memory_bytes(device: torch.device) -> int:
 
 
 def evaluate(model: str | LoadedModel, env_name: str, settings: EvalSettings, *, trust_code: bool = False, videos: int = 0,
-             progress: bool = True) -> tuple[dict[str, Any], MPCRun]:
+             progress: bool = True, plan_view: str | None = None) -> tuple[dict[str, Any], MPCRun]:
     """Evaluate ``model`` (a checkpoint path, a loaded model, ``oracle``, ``expert`` or ``random``) on ``env_name``.
 
     Returns the results document (see ``wmbench/schemas/results.schema.json``) and the run
-    (episode frames for videos, goal frames).
+    (episode frames for videos, goal frames). ``plan_view``: a dataset whose frames show, in the
+    videos, what the model expected its plans to do (``wmbench/eval/plan_view.py``).
     """
     name = goal_env(env_name)
     evalset = load_eval_set(name)
     pairs = draw_pairs(evalset, settings.episodes, settings.seed)
     controller = make_controller(model, name, settings, evalset, pairs, trust_code)
-    run = run_mpc(name, controller, settings, evalset, pairs, videos=videos, progress=progress)
+    if plan_view is not None:
+        if not isinstance(controller, LatentController):
+            raise ValueError(f"--plan-view shows what a world model predicted; --model {model} predicts nothing")
+        if videos < 1:
+            raise ValueError("--plan-view draws into the episode videos: add --videos N")
+        index = frame_index(controller.model, plan_view, controller.device)  # before the run: a bad dataset fails fast
+    run = run_mpc(name, controller, settings, evalset, pairs, videos=videos, progress=progress, plan_view=plan_view is not None)
+    if plan_view is not None:
+        for episode in run.episodes[:videos]:
+            episode.expected = expected_frames(episode, index, controller.action_block)
     return results_document(name, controller, settings, evalset, run), run
+
+
+def record_imagined(batch: EpisodeBatch, controller: Controller, request: PlanRequest, plans: torch.Tensor, active: np.ndarray,
+                    step: int) -> None:
+    """Keep what the model predicts for the plans just made, for the video episodes that want a plan view."""
+    rows = [row for row, i in enumerate(active) if batch.episodes[i].imagined is not None]
+    if not rows:
+        return
+    chosen = PlanRequest(episodes=request.episodes[rows], frames=request.frames[rows], past_blocks=request.past_blocks[rows],
+                         states=request.states[rows], warm_start=request.warm_start[rows])
+    predicted = controller.imagine(chosen, plans[active[rows]]).cpu()
+    for row, latents in zip(rows, predicted):
+        batch.episodes[active[row]].imagined.append((step, latents))
+
+
+def expected_frames(episode: Episode, index: FrameIndex, action_block: int) -> list[tuple[np.ndarray, float] | None]:
+    """For each video frame (env step), the dataset frame nearest to the latent the model predicted for the end of the
+    action block it falls in, with the squared distance; None before the first prediction."""
+    expected: list[tuple[np.ndarray, float] | None] = [None] * len(episode.video)
+    for planned_at, latents in episode.imagined:
+        frames, distances = index.nearest(latents)
+        for k, (frame, distance) in enumerate(zip(frames, distances)):
+            for step in range(planned_at + k * action_block + 1, planned_at + (k + 1) * action_block + 1):
+                if step < len(expected):
+                    expected[step] = (frame, float(distance))
+    return expected
 
 
 def results_document(env_name: str, controller: Controller, settings: EvalSettings, evalset: EvalSet, run: MPCRun) -> dict[str, Any]:
@@ -377,7 +420,7 @@ def write_outputs(results: dict[str, Any], run: MPCRun, out: str | Path, videos:
         written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
     for i, episode in enumerate(run.episodes[:videos]):
         path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
-        written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i], episode.success_step), tmp)))
+        written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i], episode.success_step, episode.expected), tmp)))
     return written
 
 
@@ -431,15 +474,22 @@ def reference_text(reference: dict[str, Any]) -> str:
     return f"{reference['successes']}/{reference['episodes']} = {100 * reference['rate']:.1f}% on the same pairs ({reference['source']})"
 
 
-def episode_clip(frames: list[np.ndarray], goal: np.ndarray, success_step: int | None) -> list[np.ndarray]:
-    """Agent | goal side by side, scaled up to at least 128 px high, each panel labelled: the env step, and from
-    the step it succeeded on, that it did."""
+def episode_clip(frames: list[np.ndarray], goal: np.ndarray, success_step: int | None,
+                 expected: list[tuple[np.ndarray, float] | None] | None = None) -> list[np.ndarray]:
+    """Agent | goal side by side (with a plan view: agent | expected | goal), scaled up to at least 128 px high,
+    each panel labelled: the env step, and from the step it succeeded on, that it did."""
     scale = max(1, int(np.ceil(128 / goal.shape[0])))
     enlarge = lambda image: image.repeat(scale, 0).repeat(scale, 1)
+    blank = np.full_like(goal, 255)
     clip = []
     for step, frame in enumerate(frames):  # frame k: after k env steps
         label = f"step {step}" + (f", solved at {success_step}" if success_step is not None and step >= success_step else "")
-        clip.append(np.asarray(contact_sheet([enlarge(frame)], [label], enlarge(goal))))
+        panels, labels = [enlarge(frame)], [label]
+        if expected is not None:
+            seen = expected[step]
+            panels.append(enlarge(blank if seen is None else seen[0]))
+            labels.append("expected" if seen is None else f"expected, d2 {seen[1]:.3g}")
+        clip.append(np.asarray(contact_sheet(panels, labels, enlarge(goal))))
     return clip
 
 
