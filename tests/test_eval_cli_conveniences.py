@@ -52,8 +52,7 @@ def test_run_folders_are_never_overwritten_silently_and_name_the_checkpoint(tmp_
     monkeypatch.chdir(tmp_path)
     for seed, folder in ((0, "a"), (1, "b")):
 
-        torch.manual_seed(seed)
-        export(TinyWorldModel(image_size=32, action_dim=2), tmp_path / folder / "model.wmb")
+        export(TinyWorldModel(image_size=32, action_dim=2, seed=seed), tmp_path / folder / "model.wmb")
         assert main(["eval", "--model", f"{folder}/model.wmb", "--env", "tworoom", "--episodes", "1", "--samples", "8",
                      "--iterations", "1", "--option", "elites=2"]) == 0
     folders = sorted(path.name for path in (tmp_path / "runs" / "eval").iterdir())

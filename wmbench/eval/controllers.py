@@ -57,9 +57,10 @@ class Controller(ABC):
     def begin(self, goal_frames: np.ndarray) -> None:
         """Called once, before the first plan, with the goal images ``[N, H, W, 3]`` of every episode."""
 
-    def warm_up(self, request: PlanRequest) -> bool:
-        """Do, untimed, the one-off work of the first plan (``torch.compile``); True if there was any."""
-        return False
+    compiles = False  # whether its first plan does one-off work (torch.compile) that ``warm_up`` does untimed
+
+    def warm_up(self, request: PlanRequest) -> None:
+        """Do the one-off work of the first plan (called only when ``compiles``)."""
 
     @abstractmethod
     def plan(self, request: PlanRequest) -> torch.Tensor:
@@ -93,11 +94,12 @@ class LatentController(Controller):
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 1, 4, 2, 3)
         return self.model.encode(pixels)
 
-    def warm_up(self, request: PlanRequest) -> bool:
-        if not self.planner.hp.compile:
-            return False
+    @property
+    def compiles(self) -> bool:
+        return self.planner.hp.compile
+
+    def warm_up(self, request: PlanRequest) -> None:
         self.planner.warm_up(self.cost_of(request), len(request.episodes))
-        return True
 
     def plan(self, request: PlanRequest) -> torch.Tensor:
         return self.planner.plan(self.cost_of(request), len(request.episodes), init=request.warm_start.to(self.device),
@@ -106,11 +108,13 @@ class LatentController(Controller):
     def imagine(self, request: PlanRequest, plans: torch.Tensor) -> torch.Tensor:
         """The latents ``[B, H, ...]`` the model predicts for executing ``plans`` ``[B, H, D]`` from the requested history."""
         with torch.no_grad():
-            latents = self._encode(request.frames)
             past = self.meta.normalize_actions(request.past_blocks.to(self.device))
-            plans = self.meta.normalize_actions(plans.to(self.device))
-            blocks = torch.cat([past, plans, plans.new_zeros(len(plans), 1, plans.shape[-1])], dim=1)
-            return self.model.rollout(latents, blocks)
+            return self.model.rollout(self._encode(request.frames), self._blocks(past, plans.to(self.device)))
+
+    def _blocks(self, past: torch.Tensor, plans: torch.Tensor) -> torch.Tensor:
+        """A rollout's action blocks: the executed ``past`` (normalized), the ``plans`` in [-1, 1] normalized, and the
+        zero block after the last frame."""
+        return torch.cat([past, self.meta.normalize_actions(plans), plans.new_zeros(len(plans), 1, plans.shape[-1])], dim=1)
 
     def cost_of(self, request: PlanRequest):
         """The cost of candidate action blocks for the requested episodes: roll out from their history, compare with their goals."""
@@ -123,9 +127,7 @@ class LatentController(Controller):
         def cost(actions: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] env actions in [-1, 1] -> [B, N]
             batch, samples, horizon, size = actions.shape
             flat = lambda x: x.unsqueeze(1).expand(batch, samples, *x.shape[1:]).reshape(batch * samples, *x.shape[1:])
-            blocks = torch.cat([flat(past), meta.normalize_actions(actions.reshape(batch * samples, horizon, size)),
-                                actions.new_zeros(batch * samples, 1, size)], dim=1)
-            predicted = model.rollout(flat(latents), blocks)
+            predicted = model.rollout(flat(latents), self._blocks(flat(past), actions.reshape(batch * samples, horizon, size)))
             return self.cost(predicted, flat(goals)).reshape(batch, samples)
 
         return cost

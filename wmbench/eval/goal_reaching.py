@@ -173,11 +173,12 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
     # One tick per replanning round (plan, then execute it): rounds cost about the same, so the ETA holds.
     rounds = -(-settings.budget // (controller.action_block * settings.replan_every))
     bar = progress_bar(total=rounds, desc=f"eval {env_name}", unit="round", disable=not progress, leave=False)
-    load_at_start = os.getloadavg()[0]
-    began = time.perf_counter()
-    compiled = controller.warm_up(batch.request(batch.unfinished(), plans))
-    synchronize(device)
-    compile_seconds = time.perf_counter() - began if compiled else None
+    load_at_start, compile_seconds = os.getloadavg()[0], None
+    if controller.compiles:
+        began = time.perf_counter()
+        controller.warm_up(batch.request(batch.unfinished(), plans))
+        synchronize(device)
+        compile_seconds = time.perf_counter() - began
     start = time.perf_counter()
     while step < settings.budget:
         active = batch.unfinished()
