@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("av", reason="MP4 writing needs the 'clevrer' extra")
@@ -34,6 +35,13 @@ def texts(out, videos, kind):
 
 def every_file(folder) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def decoded(video) -> np.ndarray:
+    import av
+
+    with av.open(str(video)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]).astype(np.int16)
 
 
 def leave_a_stale_lock(lock_path) -> int:
@@ -135,7 +143,8 @@ def test_a_second_run_on_the_same_folder_is_refused_and_the_first_finishes(two_w
     assert len(error.strip().splitlines()) == 1
     assert f"is being written by another run (pid {os.getpid()} on " in error and str(out / LOCK_FILE) in error
     assert texts(out, 1, "questions") == texts(two_workers[0], 1, "questions")
-    assert paths(out, 0)["video"].read_bytes() == paths(two_workers[0], 0)["video"].read_bytes()
+    # libx264's bytes vary from one encoding of the same frames to the next on some scenes, so the pictures are compared
+    assert np.abs(decoded(paths(out, 0)["video"]) - decoded(paths(two_workers[0], 0)["video"])).mean() < 1.0
     assert not (out / LOCK_FILE).exists()
 
 

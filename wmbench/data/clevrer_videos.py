@@ -15,7 +15,8 @@ depend on the number of workers or on the order they finish in. Each file is wri
 temporary name and renamed, the annotation after the video and the questions last: a video
 counts as done when its questions file exists, and ``resume=True`` generates only the others,
 after checking that ``settings.json`` matches. One run at a time writes a folder: a second is
-refused while the first holds ``.wmbench.lock`` in it (``files.exclusive``).
+refused while the first holds ``.wmbench.lock`` in it (``files.exclusive``). The frozen split
+(``--split``) and its digests are ``clevrer_split.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from wmbench.data.collect import CollectionStopped, prepare_worker_process
 from wmbench.envs.clevrer.annotations import PREDICTIVE_FRAMES, annotate
 from wmbench.envs.clevrer.physics import VIDEO_RESOLUTION, render_video, simulate
 from wmbench.envs.clevrer.questions import DEFAULT_PER_TYPE, generate_questions
-from wmbench.envs.clevrer.scene import FRAMES, sample_scene
+from wmbench.envs.clevrer.sampler import sample_scene
+from wmbench.envs.clevrer.scene import FRAMES
 from wmbench.files import atomic_write, exclusive, remove_temporaries, write_json
 from wmbench.media import save_mp4
 from wmbench.progress import progress_bar

@@ -1,7 +1,7 @@
 """CLEVRER: a passive video of 3-6 objects sliding and colliding on a table, live and seeded.
 
-The scene, its physics and its annotations are ``scene.py``, ``physics.py`` and
-``annotations.py``; this is the gymnasium side. ``reset(seed=s)`` starts the video of
+The scene, its sampler, its physics and its annotations are ``scene.py``, ``sampler.py``,
+``physics.py`` and ``annotations.py``; this is the gymnasium side. ``reset(seed=s)`` starts the video of
 ``sample_scene(s)``, so ``annotate(sample_scene(s), s)`` is its ground truth (for the passive
 video: the zero action).
 
@@ -65,6 +65,7 @@ from wmbench.envs.clevrer.physics import (
     start_state,
     view_fovy,
 )
+from wmbench.envs.clevrer.sampler import sample_scene
 from wmbench.envs.clevrer.scene import (
     CAMERA,
     COLORS,
@@ -81,7 +82,6 @@ from wmbench.envs.clevrer.scene import (
     STAGE_MARGIN,
     Scene,
     SceneObject,
-    sample_scene,
 )
 from wmbench.envs.mujoco_env import MujocoEnv
 
@@ -130,7 +130,7 @@ class ClevrerEnv(MujocoEnv):
     action_names = ("object", "angle", "speed", "push")
     success_text = f"at the goal's frame (the end of the passive video), every object within {SUCCESS_DISTANCE:g} m of its goal position"
     VARIATIONS = {
-        "objects": Factor(None, "objects in a sampled scene", OrNone(Number(3, MAX_OBJECTS, integer=True), "uniform")),
+        "objects": Factor(None, "objects in a sampled scene", OrNone(Number(3, MAX_OBJECTS, integer=True), "5 or 6")),
         "floor_color": Factor(FLOOR_RGB, "table color", Color()),
         # From dim (the scene still visible) to twice as bright (most colors saturate beyond).
         "light_intensity": Factor(1.0, "scale of every light's brightness", Number(0.2, 2.0)),

@@ -97,7 +97,7 @@ ATTRIBUTES = {"color": COLORS, "material": MATERIALS, "shape": SHAPES}
 
 MOVING_SPEED = 0.05  # in the annotation's velocity units (scene units per second); below it, solver jitter
 MAX_CHOICES_PER_LABEL = 2  # at most 2 correct and 2 wrong choices: up to 4, as in CLEVRER
-DEFAULT_PER_TYPE = {"descriptive": 6, "explanatory": 2, "predictive": 2, "counterfactual": 2}
+DEFAULT_PER_TYPE = {"descriptive": 11, "explanatory": 3, "predictive": 2, "counterfactual": 3}  # at most, per video
 
 
 class ProgramError(ValueError):

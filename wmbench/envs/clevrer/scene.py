@@ -1,6 +1,7 @@
-"""CLEVRER scenes as data: the objects, their looks and materials, the camera, and a seeded sampler.
+"""CLEVRER scenes as data: the objects, their looks and materials, the camera and the stage.
 
-No MuJoCo here: a :class:`Scene` is what a video starts from, and ``physics.py`` makes it move.
+No MuJoCo here: a :class:`Scene` is what a video starts from, ``physics.py`` makes it move, and
+``sampler.py`` draws seeded scenes.
 
 Units are SI: metres, seconds, radians. The table is the floor plane z = 0, x to the right of
 the camera, y away from it. The camera looks down at 30 degrees from 4.2 m, with CLEVR's lens
@@ -11,7 +12,6 @@ the stage where objects start in view spans about 3.5 x 3 m. Objects are about 0
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -149,126 +149,7 @@ class Scene:
         return self.duration / self.frames
 
 
-# ---------------------------------------------------------------------- sampling
+# ---------------------------------------------------------------------- the stage
 STAGE = ((-2.2, -1.1), (2.2, 2.0))  # (x, y) low and high of where in-view objects start
 STAGE_MARGIN = 40  # px: an object starting in view has its center this far inside the 480 x 320 frame
 GAP = 0.1  # m between the footprints of any two objects at the start
-SPEED = (0.6, 1.5)  # m/s, of an in-view object moving at the start
-AIM_NOISE = math.radians(8)  # standard deviation of an in-view mover's aimed direction
-ARRIVAL = (1.5, 6.25)  # s: when entering objects reach their targets, over the video and the predictive window
-ARRIVAL_SPEED = (0.5, 1.0)  # m/s an entering object still has when it reaches its target
-AIM_OFFSET = 0.6  # an entering object passes its target's center at most this fraction of their touching distance aside
-BALL_SLOWING = 0.55  # a rolling ball slows at about 0.55 mu g over its first seconds in physics.py's contacts (a block: mu g)
-MAX_SPEED = 3.5  # m/s
-CLEAR_TRIES = 100  # headings tried for an entering object's clear path before any will do
-
-
-def sample_scene(seed: int | np.random.Generator, objects: int | None = None) -> Scene:
-    """A CLEVRER-like scene, the same for the same seed (an ``int`` or a numpy ``Generator``).
-
-    ``objects`` (3-6, default uniform) are placed apart. Half of them, or one fewer (at least one),
-    start outside the camera's view and enter it on a schedule: each is sent at its own target, an
-    in-view object at rest, to touch it at an arrival time, and the k entering objects draw one
-    uniform time each from the k equal parts of ``ARRIVAL`` (1.5 s to the end of the predictive
-    window), so that objects enter and collide throughout the video and right after it. An entering
-    object starts as far out along a clear path as it travels in that time at its material's
-    deceleration (a block slides at mu g, a ball rolls at about ``BALL_SLOWING`` of that) to arrive
-    still moving at ``ARRIVAL_SPEED``. The other in-view objects, when there are two or more, each
-    move with probability 0.6 (at least one does), aimed at another of them: the early collisions;
-    they never aim at a target, which rests until its arrival. The object ids are shuffled, so an
-    id says nothing about an object's role.
-    """
-    rng = np.random.default_rng(seed)
-    count = int(rng.integers(3, MAX_OBJECTS + 1)) if objects is None else objects
-    if not 3 <= count <= MAX_OBJECTS:
-        raise ValueError(f"sample_scene objects={objects!r}: give 3 to {MAX_OBJECTS} (or None)")
-    entering = int(rng.integers(max(1, count // 2 - 1), count // 2 + 1))
-    kinds = [(rng.choice(SHAPES), rng.choice(list(COLORS)), rng.choice(list(MATERIALS))) for _ in range(count)]
-    inside = count - entering
-
-    placed: list[tuple[float, float]] = []
-    for shape, _, _ in kinds[:inside]:
-        placed.append(_free_spot(rng, placed, kinds, shape))
-    targets = [int(i) for i in rng.permutation(inside)[:entering]]
-    free = [i for i in range(inside) if i not in targets]
-    moving = ({i for i in free if rng.random() < 0.6} | {free[rng.integers(len(free))]}) if len(free) > 1 else set()
-    velocities = [_aimed_velocity(rng, placed[i], [placed[j] for j in free if j != i]) if i in moving else (0.0, 0.0) for i in range(inside)]
-    edges = np.linspace(*ARRIVAL, entering + 1)
-    for k in range(entering):
-        arrival = rng.uniform(edges[k], edges[k + 1])
-        start, velocity = _entering_start(rng, placed, kinds, inside + k, targets[k], arrival)
-        placed.append(start)
-        velocities.append(velocity)
-
-    scene_objects = [
-        SceneObject(str(shape), str(color), str(material), float(x), float(y), float(rng.uniform(0, 2 * math.pi)), float(vx), float(vy))
-        for (shape, color, material), (x, y), (vx, vy) in zip(kinds, placed, velocities)
-    ]
-    return Scene(tuple(scene_objects[i] for i in rng.permutation(count)))
-
-
-def _fits(point, shape: str, placed, kinds) -> bool:
-    """Whether an object of ``shape`` at ``point`` keeps ``GAP`` from every placed object."""
-    return all(
-        math.dist(point, other) >= FOOTPRINT_RADII[shape] + FOOTPRINT_RADII[kinds[j][0]] + GAP for j, other in enumerate(placed)
-    )
-
-
-def _free_spot(rng: np.random.Generator, placed, kinds, shape: str) -> tuple[float, float]:
-    """A uniform point of the stage, well inside the view, away from the objects placed so far."""
-    while True:
-        x, y = rng.uniform(*STAGE)
-        if CAMERA.in_view((x, y, HALF_HEIGHTS[shape]), margin=STAGE_MARGIN) and _fits((x, y), shape, placed, kinds):
-            return float(x), float(y)
-
-
-def _aimed_velocity(rng: np.random.Generator, start, aims) -> tuple[float, float]:
-    """A velocity from ``start`` pointing (up to ``AIM_NOISE``) at one of ``aims``."""
-    target = aims[rng.integers(len(aims))]
-    heading = math.atan2(target[1] - start[1], target[0] - start[0]) + rng.normal(0, AIM_NOISE)
-    speed = rng.uniform(*SPEED)
-    return speed * math.cos(heading), speed * math.sin(heading)
-
-
-def _entering_start(rng: np.random.Generator, placed, kinds, i: int, target: int, arrival: float):
-    """A start outside the view and a velocity that bring object ``i``, still moving, to touch
-    object ``target`` (resting at ``placed[target]``) ``arrival`` seconds into the video, on a path
-    clear of the other placed objects (if one turns up in ``CLEAR_TRIES`` headings)."""
-    shape, _, material = kinds[i]
-    slowing = MATERIALS[material].friction * GRAVITY * (BALL_SLOWING if shape == "sphere" else 1.0)
-    reach = FOOTPRINT_RADII[shape] + FOOTPRINT_RADII[kinds[target][0]]  # center to center when they touch
-    for attempt in itertools.count():
-        heading = rng.uniform(0, 2 * math.pi)
-        direction = np.array([math.cos(heading), math.sin(heading)])
-        side = rng.uniform(-AIM_OFFSET, AIM_OFFSET)
-        aim = np.asarray(placed[target]) + side * reach * np.array([-direction[1], direction[0]])
-        touch = math.sqrt(1 - side**2) * reach  # short of the aim point when they touch
-        travel = rng.uniform(*ARRIVAL_SPEED) * arrival + slowing * arrival**2 / 2  # to the touch
-        # Far enough back to start wholly out of view, and a bit more.
-        hidden = 0.0
-        while _visible(aim - hidden * direction, shape):
-            hidden += 0.05
-        travel = max(travel, hidden + 0.3 - touch)
-        start = aim - (touch + travel) * direction
-        speed = travel / arrival + slowing * arrival / 2
-        contact = aim - touch * direction  # where its center is when they touch: in view, so the collision is seen
-        clear = attempt >= CLEAR_TRIES or _clear(start, contact, shape, placed, kinds, target)
-        if speed <= MAX_SPEED and clear and _fits(start, shape, placed, kinds) and CAMERA.in_view((*contact, HALF_HEIGHTS[shape])):
-            return (float(start[0]), float(start[1])), tuple(float(v) for v in speed * direction)
-
-
-def _clear(a, b, shape: str, placed, kinds, skip: int) -> bool:
-    """Whether an object of ``shape`` sliding from ``a`` to ``b`` keeps ``GAP`` from the placed objects but ``skip``."""
-    a, b = np.asarray(a), np.asarray(b)
-    for j, point in enumerate(placed):
-        along = np.clip(np.dot(point - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
-        if j != skip and math.dist(a + along * (b - a), point) < FOOTPRINT_RADII[shape] + FOOTPRINT_RADII[kinds[j][0]] + GAP:
-            return False
-    return True
-
-
-def _visible(xy, shape: str) -> bool:
-    """Whether any part of an object of ``shape`` resting at ``xy`` could be in view."""
-    radius, half_height = FOOTPRINT_RADII[shape], HALF_HEIGHTS[shape]
-    corners = [(xy[0] + dx, xy[1] + dy, z) for dx in (-radius, radius) for dy in (-radius, radius) for z in (0.0, 2 * half_height)]
-    return bool(CAMERA.in_view(corners).any())
