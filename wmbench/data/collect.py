@@ -6,6 +6,10 @@ flight, and ``--resume`` collects only the missing ones. Only when every episode
 they merged into the Minari layout, which is moved to ``<root>/<id>`` in one rename: a dataset
 that Minari can load is always complete. One run at a time writes a dataset: a second run on the
 same id is refused while ``<root>/.wmbench-partial/<id>.lock`` is held (``files.exclusive``).
+
+On a Ray cluster (``on_ray``), every episode is a Ray task that records it and sends its file back;
+this process writes it as a local worker's would, so the dataset is byte-identical to a local
+collection of the same recipe, and a task retried after its worker died writes nothing twice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -28,10 +33,11 @@ import numpy as np
 from minari.serialization import serialize_space
 
 import wmbench
+from wmbench import cluster
 from wmbench.data import storage
 from wmbench.data.recipe import Recipe, episode_seeds
 from wmbench.policies import make_policy
-from wmbench.files import exclusive, remove_temporaries, write_json
+from wmbench.files import atomic_write, exclusive, remove_temporaries, write_json
 from wmbench.progress import progress_bar
 
 
@@ -130,9 +136,25 @@ def _collect_in_worker(index: int) -> int:
     return index
 
 
+def recorded_episode_file(recipe_fields: dict, index: int) -> bytes:
+    """A Ray task: episode ``index`` of the recipe, as the bytes of its episode file."""
+    recipe = Recipe(**recipe_fields)
+    if _worker.get("recipe") != recipe:  # a Ray worker process keeps its env for the next episode of the same recipe
+        if "env" in _worker:
+            _worker["env"].close()
+        os.environ.setdefault("LP_NUM_THREADS", "1")  # as in a local worker: the cores are the tasks'
+        _worker.update(recipe=recipe, env=make_collection_env(recipe))
+    arrays, attrs = record_episode(_worker["env"], recipe, index)
+    with tempfile.TemporaryDirectory() as folder:
+        path = episode_file(Path(folder), index)
+        storage.write_episode(path, index, arrays, attrs)
+        return path.read_bytes()
+
+
 # ---------------------------------------------------------------------- the collection
-def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bool = True) -> Path:
-    """Collect ``recipe`` into ``<root>/<recipe.name>`` with ``workers`` processes; returns its directory."""
+def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bool = True, on_ray: bool = False) -> Path:
+    """Collect ``recipe`` into ``<root>/<recipe.name>`` with ``workers`` processes, or as tasks on the Ray cluster this
+    process is connected to (``on_ray``: see ``wmbench.cluster.connect``); returns its directory."""
     if workers < 1:
         raise ValueError(f"--workers {workers}: must be at least 1")
     target = storage.dataset_dir(recipe.name)
@@ -151,7 +173,9 @@ def collect(recipe: Recipe, workers: int = 1, resume: bool = False, progress: bo
             bar = progress_bar(total=recipe.episodes, initial=recipe.episodes - len(todo), desc=recipe.name, unit="ep",
                                disable=not progress)
             try:
-                if workers == 1 or len(todo) <= 1:
+                if on_ray:
+                    _collect_on_ray(recipe, todo, episodes_dir, bar)
+                elif workers == 1 or len(todo) <= 1:
                     _collect_here(env, recipe, todo, episodes_dir, bar)
                 else:
                     _collect_in_workers(recipe, todo, episodes_dir, workers, bar)
@@ -224,6 +248,20 @@ def _collect_in_workers(recipe, todo, episodes_dir, workers, bar) -> None:
         raise CollectionStopped(_stopped_message("a worker process died", recipe, episodes_dir), 1) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect_on_ray(recipe, todo, episodes_dir, bar) -> None:
+    start, finished = time.perf_counter(), 0
+    try:
+        for index, data in cluster.run_tasks(recorded_episode_file, [(recipe.to_dict(), index) for index in todo]):
+            atomic_write(episode_file(episodes_dir, index), lambda tmp: tmp.write_bytes(data))
+            finished += 1
+            bar.update()
+            bar.set_postfix_str(f"{finished * recipe.steps / (time.perf_counter() - start):,.0f} steps/s")
+    except KeyboardInterrupt:
+        raise CollectionStopped(_stopped_message("interrupted", recipe, episodes_dir), 130) from None
+    except cluster.ClusterError as error:
+        raise CollectionStopped(_stopped_message(str(error), recipe, episodes_dir), 1) from None
 
 
 def _stopped_message(why: str, recipe: Recipe, episodes_dir: Path) -> str:

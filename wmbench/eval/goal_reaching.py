@@ -412,14 +412,14 @@ def reference(outcomes: list[dict[str, Any]], source: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- outputs
-def write_outputs(results: dict[str, Any], run: MPCRun, out: str | Path, videos: int = 0) -> list[Path]:
+def write_outputs(results: dict[str, Any], run: MPCRun | None, out: str | Path, videos: int = 0) -> list[Path]:
     """``results.json``, ``summary.png`` (when matplotlib is installed) and a GIF of each of the first
-    ``videos`` episodes in ``out``; returns the paths written."""
+    ``videos`` episodes of ``run`` in ``out``; returns the paths written."""
     out = Path(out)
     written = [write_json(out / "results.json", results)]
     if importlib.util.find_spec("matplotlib"):  # the 'plots' extra
         written.append(atomic_write(out / "summary.png", lambda tmp: plot_summary(results, tmp)))
-    for i, episode in enumerate(run.episodes[:videos]):
+    for i, episode in enumerate(run.episodes[:videos] if videos else []):
         path = out / f"episode_{i:02d}_pair{episode.pair}.gif"
         written.append(atomic_write(path, lambda tmp: save_gif(episode_clip(episode.video, run.goal_frames[i], episode.success_step, episode.expected), tmp)))
     return written

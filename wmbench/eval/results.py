@@ -1,10 +1,12 @@
-"""Results documents: the JSON schemas every evaluation's file is checked against, and their shared header."""
+"""Results documents: the JSON schemas every evaluation's file is checked against, their shared header, and run folder names."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import wmbench
@@ -29,3 +31,16 @@ def validate(document: dict[str, Any], name: str = "results") -> None:
     except jsonschema.ValidationError as error:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ValueError(f"{name} JSON does not match its schema at {where}: {error.message}") from None
+
+
+def model_label(model: str) -> str:
+    """A run folder's name for ``model``: the reference agent's name, or the file's stem and the start of its sha256
+    (so two checkpoints both called model.wmb do not share a folder)."""
+    path = Path(model)
+    if model in ("oracle", "expert", "random") or not path.is_file():
+        return model if model in ("oracle", "expert", "random") else path.stem
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.stem}-{digest.hexdigest()[:8]}"

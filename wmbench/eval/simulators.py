@@ -39,12 +39,15 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import numpy as np
 
 import wmbench
+from wmbench import cluster
 
 CHUNKS_PER_WORKER = 4  # candidates differ in cost (contacts), so each worker takes several chunks
 NEAR_DECISION = 1e-9  # relative: how close to a contact or substep threshold numpy's hypot is not trusted
@@ -92,13 +95,15 @@ def simulator_for(env_name: str):
 
 
 # ---------------------------------------------------------------------- worker processes
-WORKER_ENV: Any = None  # in a worker process: its env, stepped by the functions below
+@cache
+def worker_env(env_name: str):
+    """In a worker process (of the local pool or of Ray): its env of ``env_name``, stepped by the functions below."""
+    return state_env(env_name)
 
 
 def start_worker(env_name: str, parent: int) -> None:
-    global WORKER_ENV
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
-    WORKER_ENV = state_env(env_name)
+    worker_env(env_name)
 
 
 def exit_with_parent(parent: int) -> None:
@@ -111,8 +116,7 @@ def exit_with_parent(parent: int) -> None:
 @atexit.register
 def release_simulations() -> None:
     """Free the simulations while their packages are still loaded (pymunk's finalizers need its module)."""
-    global WORKER_ENV
-    WORKER_ENV = None
+    worker_env.cache_clear()
     simulator_for.cache_clear()
     gc.collect()
 
@@ -125,14 +129,33 @@ def worker_pool(env_name: str) -> ProcessPoolExecutor:
                                initargs=(env_name, os.getpid()))
 
 
+RAY: dict[str, Any] = {"on": False}  # whether the chunks go to a Ray cluster instead of the local pool (``on_ray``)
+
+
+@contextmanager
+def on_ray(address: str | None = None) -> Iterator[None]:
+    """While the block runs, ``in_workers`` sends its chunks as tasks to the Ray cluster at ``address``
+    (``wmbench.cluster.connect``), joined at the first chunk: settings are checked before a cluster is."""
+    RAY.update(on=True, address=address)
+    try:
+        yield
+    finally:
+        RAY["on"] = False
+
+
 def in_workers(env_name: str, function, *row_arrays: np.ndarray) -> list:
-    """``function(*chunk)`` over chunks of the rows of ``row_arrays`` in the env's workers, results in order."""
+    """``function(env_name, *chunk)`` over chunks of the rows of ``row_arrays`` in the env's workers, results in order."""
+    if RAY["on"]:
+        cluster.connect(RAY["address"])
+    workers = cluster.cluster_cpus() if RAY["on"] else cores()
     rows = len(row_arrays[0])
-    chunks = min(rows, cores() * CHUNKS_PER_WORKER)
+    chunks = min(rows, workers * CHUNKS_PER_WORKER)
     if chunks == 0:
         return []
     bounds = np.linspace(0, rows, chunks + 1).astype(int)
-    pieces = [[array[lo:hi] for array in row_arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    pieces = [(env_name, *[array[lo:hi] for array in row_arrays]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if RAY["on"]:
+        return cluster.run_ordered(function, pieces)
     return list(worker_pool(env_name).map(function, *zip(*pieces)))
 
 
@@ -225,13 +248,13 @@ def pusher_paths(env, starts: np.ndarray, actions: np.ndarray) -> tuple[np.ndarr
     return positions, velocities
 
 
-def pusht_states(starts: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def pusht_states(env_name: str, starts: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """In a worker: the env's states after each action, ``[M, S], [M, T, A] -> [M, T, S]``: the pusher's path
     from ``pusher_paths``, the block from pymunk (the env's own space, the pusher's velocity set before each
     substep as the env sets it)."""
     from wmbench.envs.pusht import DT
 
-    env = WORKER_ENV
+    env = worker_env(env_name)
     positions, velocities = pusher_paths(env, starts, actions)
     states = np.empty((*actions.shape[:2], len(starts[0])))
     states[..., 0:2], states[..., 5:7] = positions[:, :, -1], velocities[:, :, -1]
@@ -324,11 +347,11 @@ class ReacherSimulator:
 
 
 # ---------------------------------------------------------------------- Cube
-def cube_states(starts: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def cube_states(env_name: str, starts: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """In a worker: the env's physics, one action at a time, from each start: ``[M, S], [M, T, A] -> [M, T, S]``."""
     import mujoco
 
-    env = WORKER_ENV
+    env = worker_env(env_name)
     sim = env.sim
     states = np.empty((*actions.shape[:2], len(starts[0])))
     for i, start in enumerate(starts):
