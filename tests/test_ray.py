@@ -210,3 +210,27 @@ def test_the_sweep_table_reads_every_run(tmp_path):
     lines = table(rows).splitlines()
     assert lines[2] == "| a | 1/2 = 50.0% | 10.0-90.0% | 0.250 |"
     assert lines[3] == "| b | failed: ValueError: x / y | | |"
+
+
+def test_sweep_submits_only_the_standard_protocol_runs(tmp_path, capsys):
+    from wmbench.cli import submit_standard_runs
+    from wmbench.leaderboard import empty_board, load_board, write_board
+
+    board = tmp_path / "board" / "leaderboard.json"
+    board.parent.mkdir()
+    write_board(board, empty_board())
+    standard = Path(__file__).parents[1] / "baselines" / "results" / "expert-tworoom.json"  # the committed expert bound
+    (tmp_path / "standard").mkdir()
+    shutil.copy(standard, tmp_path / "standard" / "results.json")
+    short = json.loads(standard.read_text())
+    short["protocol"]["budget"] = 10  # a sweep's short run: off the protocol
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "results.json").write_text(json.dumps(short))
+    rows = [{"run": "standard", "status": "ok", "results": "standard/results.json"},
+            {"run": "short", "status": "ok", "results": "short/results.json"},
+            {"run": "broken", "status": "failed", "error": "ValueError: x"}]
+    submit_standard_runs(rows, tmp_path, board)
+    printed = capsys.readouterr().out
+    assert "submitted: standard to the reference table" in printed
+    assert "not submitted: short is off the standard protocol (budget)" in printed and "broken" not in printed
+    assert [entry["model"] for entry in load_board(board)["entries"]] == [json.loads(standard.read_text())["model"]["name"]]
