@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import os
 import sys
@@ -24,6 +24,8 @@ from wmbench.protocol import GOAL_REACHING, ORACLE, ORACLE_BUDGETS, PUZZLES, VOE
 
 LEADERBOARD = Path("leaderboard/leaderboard.json")
 QUICK_EPISODES = 10  # wmbench eval --quick: enough to catch a broken model, too few to rank one
+LOCAL_RAY = "local"  # `--ray` without an address: a Ray instance started on this machine
+RAY_ORACLE_ENVS = ("pusht", "cube")  # the oracles whose rollouts run in worker processes, which Ray can replace
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,19 +71,6 @@ def output_folder(out: Path, marker: str, overwrite: bool) -> Path:
     if not overwrite and (out / marker).exists():
         raise ValueError(f"{out} holds an earlier run ({marker}); pass --overwrite to replace it, or --out to write elsewhere")
     return out
-
-
-def model_label(model: str) -> str:
-    """A run folder's name for ``model``: the reference agent's name, or the file's stem and the start of its sha256
-    (so two checkpoints both called model.wmb do not share a folder)."""
-    path = Path(model)
-    if model in ("oracle", "expert", "random") or not path.is_file():
-        return model if model in ("oracle", "expert", "random") else path.stem
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{path.stem}-{digest.hexdigest()[:8]}"
 
 
 def read_json(path: Path):
@@ -199,7 +188,9 @@ def cmd_collect(args) -> None:
         fields = {key: getattr(args, key) for key in ("env", "policy", "episodes", "steps", "seed", "resolution") if getattr(args, key) is not None}
         fields.setdefault("policy", ENVS[short_name(args.env)].default_policy)
         recipe = Recipe.from_dict({"name": args.out, **fields, "variation": parse_variation(args.variation)}, source="collect")
-    path = collect(recipe, workers=args.workers, resume=args.resume)
+    if args.ray is not None:
+        connect_ray(args.ray)
+    path = collect(recipe, workers=args.workers, resume=args.resume, on_ray=args.ray is not None)
     print(f"wrote {recipe.name} ({recipe.episodes} episodes x {recipe.steps} steps) to {path}")
     print(f"open it with: minari.load_dataset({recipe.name!r})")
 
@@ -262,7 +253,7 @@ def parse_options(pairs: list[str]) -> dict:
 
 def cmd_eval(args) -> None:
     from wmbench.eval.goal_reaching import EvalSettings, evaluate, summary_text, write_outputs
-    from wmbench.eval.results import validate
+    from wmbench.eval.results import model_label, validate
 
     if args.list_options:
         print(planner_options_text(args.planner))
@@ -282,11 +273,36 @@ def cmd_eval(args) -> None:
                             horizon=args.horizon, replan_every=args.replan_every, planner_options=options, device=args.device)
     default_out = Path("runs/eval") / f"{short_name(args.env)}_{model_label(args.model)}_{args.planner}_seed{args.seed}"
     out = output_folder(args.out or default_out, "results.json", args.overwrite)
-    results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos, plan_view=args.plan_view)
+    with distributed_oracle(args.ray, args.model, short_name(args.env)):
+        results, run = evaluate(args.model, args.env, settings, trust_code=args.trust_code, videos=args.videos, plan_view=args.plan_view)
     validate(results)
     written = write_outputs(results, run, out, videos=args.videos)
     print(summary_text(results))
     print("wrote " + ", ".join(str(p) for p in written))
+
+
+def connect_ray(address: str) -> None:
+    from wmbench.cluster import connect
+
+    connect(None if address == LOCAL_RAY else address)
+
+
+@contextlib.contextmanager
+def distributed_oracle(address: str | None, model: str, env: str):
+    """With ``--ray``, the oracle's simulator rollouts run as tasks on the cluster; the planner stays here."""
+    if address is None:
+        yield
+        return
+    if model != "oracle":
+        raise ValueError(f"--ray spreads the oracle's simulator rollouts over a cluster; --model {model} plans here "
+                         "(to spread whole evaluations, use `wmbench sweep SPEC.toml --ray`)")
+    if env not in RAY_ORACLE_ENVS:
+        raise ValueError(f"--ray: the {env} oracle simulates in this process ({RAY_ORACLE_ENVS[0]} and {RAY_ORACLE_ENVS[1]} "
+                         "use worker processes, which --ray replaces); drop --ray")
+    from wmbench.eval.simulators import on_ray
+
+    with on_ray(None if address == LOCAL_RAY else address):
+        yield
 
 
 def planner_options_text(planner: str) -> str:
@@ -301,7 +317,7 @@ def planner_options_text(planner: str) -> str:
 def cmd_voe(args) -> None:
     from wmbench.devices import resolve_device
     from wmbench.eval.models import load_for_env
-    from wmbench.eval.results import validate
+    from wmbench.eval.results import model_label, validate
     from wmbench.eval.voe import plot_voe, run_voe, summary_text
 
     default_out = Path("runs/voe") / f"{short_name(args.env)}_{model_label(args.model)}_seed{args.seed}"
@@ -323,6 +339,42 @@ def cmd_compare(args) -> None:
 
     comparison = compare_runs(read_json(args.first), read_json(args.second), (str(args.first), str(args.second)))
     print(json.dumps(comparison, indent=2) if args.json else comparison_text(comparison))
+
+
+def cmd_sweep(args) -> None:
+    from wmbench.eval.sweep import load_spec, sweep, table
+
+    runs = load_spec(args.spec)
+    out = output_folder(args.out or Path("runs/sweep") / args.spec.stem, "sweep.json", args.overwrite)
+    if args.ray is not None:
+        connect_ray(args.ray)
+    rows = sweep(runs, out, on_ray=args.ray is not None)
+    print(table(rows))
+    failed = [row for row in rows if row["status"] == "failed"]
+    print(f"wrote {out / 'sweep.json'} and {out / 'sweep.md'}: {len(rows) - len(failed)} runs done, {len(failed)} failed"
+          + (f" (each failed run's traceback is in its error.txt)" if failed else ""))
+    if args.submit:
+        submit_standard_runs(rows, out, args.leaderboard)
+
+
+def submit_standard_runs(rows: list[dict], out: Path, board: Path) -> None:
+    """Submit each finished run on the standard protocol to the leaderboard; say why any other is left out."""
+    from wmbench.leaderboard import SubmissionError, deviations, place, submit
+
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        path = out / row["results"]
+        off = deviations(read_json(path))
+        if off:
+            print(f"not submitted: {row['run']} is off the standard protocol ({', '.join(sorted(off))})")
+            continue
+        try:
+            entry = submit(path, board)
+        except SubmissionError as refused:
+            print(f"not submitted: {row['run']}: {one_line(refused)}")
+            continue
+        print(f"submitted: {row['run']} to the {entry['table']} table of {board} ({place(entry)})")
 
 
 def cmd_export(args) -> None:
@@ -378,12 +430,22 @@ def cmd_leaderboard(args) -> None:
 
 
 def cmd_clevrer_generate(args) -> None:
+    from wmbench.data.clevrer_split import SPLITS, check_folder
     from wmbench.data.clevrer_videos import generate
 
+    if args.split is None and args.full:
+        raise ValueError("--full is CLEVRER's size of a --split; add --split train|val|test, or drop --full")
+    if args.split is None and args.videos is None:
+        raise ValueError("give --videos N (with --seed), or --split train|val|test (--full for CLEVRER's size)")
+    if args.split is not None and (args.videos is not None or args.seed is not None):
+        raise ValueError(f"--split {args.split} fixes the videos and the seed; drop --videos and --seed")
+    videos, seed = (args.videos, args.seed or 0) if args.split is None else (SPLITS[args.split]["full" if args.full else "videos"], SPLITS[args.split]["seed"])
     size = args.resolution if isinstance(args.resolution, tuple) else (args.resolution, args.resolution)
-    manifest = generate(args.videos, args.out, seed=args.seed, workers=args.workers, resolution=size, resume=args.resume)
+    manifest = generate(videos, args.out, seed=seed, workers=args.workers, resolution=size, resume=args.resume)
     rate = f", {manifest['videos_per_minute']:.1f} videos per minute" if manifest["videos_per_minute"] else ""
-    print(f"wrote {args.videos} videos, their annotations and {manifest['questions']} questions to {args.out}{rate}")
+    print(f"wrote {videos} videos, their annotations and {manifest['questions']} questions to {args.out}{rate}")
+    if args.split is not None:
+        print(f"the annotations and questions of the first {check_folder(args.out, args.split)} videos match the frozen {args.split} split")
 
 
 def cmd_clevrer_eval(args) -> None:
@@ -412,10 +474,20 @@ def cmd_clevrer_answer(args) -> None:
 
 
 def cmd_clevrer_score(args) -> None:
+    from wmbench.data.clevrer_split import check_questions
     from wmbench.eval.videos import score
 
-    result = score(read_json(args.questions), read_json(args.predictions))
+    questions = read_json(args.questions)
+    if args.split is not None:
+        check_questions(questions, args.split)
+    result = score(questions, read_json(args.predictions))
     print(json.dumps(result, indent=2))
+
+
+def cmd_clevrer_bounds(args) -> None:
+    from wmbench.eval.question_bounds import bounds
+
+    print(json.dumps(bounds(args.generated), indent=2))
 
 
 def cmd_phyre_eval(args) -> None:
@@ -508,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--out", help="Minari dataset id to write, (namespace/)name-vN, e.g. pusht-weak-mini-v0")
     collect.add_argument("--workers", type=whole_number(1, 1024), default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     collect.add_argument("--resume", action="store_true", help="continue an interrupted collection of the same recipe")
+    add_ray_option(collect, "episodes as Ray tasks (instead of --workers)")
     collect.set_defaults(run=cmd_collect)
 
     datasets = commands.add_parser("datasets", help="list local datasets, summarize one and write a preview sheet, or combine some")
@@ -548,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder (refused otherwise)")
     evaluation.add_argument("--list-options", action="store_true", help="list the --planner's options, their types and defaults, and exit")
     add_model_options(evaluation)
+    add_ray_option(evaluation, "--model oracle on pusht or cube: its simulator rollouts as Ray tasks")
     evaluation.set_defaults(run=cmd_eval)
 
     voe = commands.add_parser("voe", help="violation of expectation: a model's surprise at teleports and recolors, next to an untrained null's")
@@ -561,6 +635,24 @@ def build_parser() -> argparse.ArgumentParser:
     voe.add_argument("--overwrite", action="store_true", help="replace an earlier run in the output folder (refused otherwise)")
     add_model_options(voe)
     voe.set_defaults(run=cmd_voe)
+
+    sweeping = commands.add_parser(
+        "sweep", help="a grid of evaluations (models x envs x seeds x planners x episode counts) from a TOML spec, here or on Ray",
+        description="Evaluate every combination of a sweep spec as `wmbench eval` would, one after another here or as Ray "
+        "tasks (--ray), and write each run's results.json and summary.png, then sweep.json and sweep.md with every run's "
+        "success, interval and planning time. A failed run is listed with its error; the others go on.",
+        epilog="spec example (runs = models x envs x seeds x planners x episodes):\n"
+        "  models = [\"baselines/lewm/checkpoints/pusht-cpu.wmb\", \"random\"]  # or {path = \"...\", envs = [\"pusht\"]}\n"
+        "  envs = [\"pusht\"]\n  seeds = [0, 1]\n  planners = [\"cem\"]        # default\n  episodes = [50]           # default\n"
+        "  device = \"auto\"           # a run on cuda asks Ray for a GPU\n  [planner_options]\n  samples = 300",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweeping.add_argument("spec", type=Path, help="the sweep spec (TOML)")
+    sweeping.add_argument("--out", type=Path, help="output folder (default runs/sweep/SPEC-NAME)")
+    sweeping.add_argument("--overwrite", action="store_true", help="replace an earlier sweep in the output folder (refused otherwise)")
+    sweeping.add_argument("--submit", action="store_true", help="submit every finished run on the standard protocol to the leaderboard")
+    sweeping.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"with --submit (default {LEADERBOARD})")
+    add_ray_option(sweeping, "the runs as Ray tasks (put --ray after the spec)")
+    sweeping.set_defaults(run=cmd_sweep)
 
     compare = commands.add_parser(
         "compare", help="paired comparison of two goal-reaching runs on the same pairs: difference, bootstrap interval, McNemar test",
@@ -646,9 +738,11 @@ def build_parser() -> argparse.ArgumentParser:
     clevrer = commands.add_parser("clevrer", help="CLEVRER-style collision videos: generate videos, ground truth and questions; score answers")
     clevrer_commands = clevrer.add_subparsers(dest="clevrer_command", required=True, metavar="ACTION")
     generate = clevrer_commands.add_parser("generate", help="seeded videos (MP4), annotations and questions, in parallel")
-    generate.add_argument("--videos", type=whole_number(1, 10_000_000), required=True, help="how many videos")
+    generate.add_argument("--videos", type=whole_number(1, 10_000_000), help="how many videos (or --split)")
+    generate.add_argument("--split", choices=("train", "val", "test"), help="the frozen split: fixed seed and size, checked against its sha256 digests")
+    generate.add_argument("--full", action="store_true", help="with --split: CLEVRER's size (10,000 / 5,000 / 5,000); the first videos are the frozen ones")
     generate.add_argument("--out", type=Path, required=True, help="output folder")
-    generate.add_argument("--seed", type=SEED, default=0, help="video i comes from SeedSequence(seed, spawn_key=(i,)) (default 0)")
+    generate.add_argument("--seed", type=SEED, help="video i comes from SeedSequence(seed, spawn_key=(i,)) (default 0)")
     generate.add_argument("--workers", type=whole_number(1, 1024), default=2, help="processes (default 2)")
     generate.add_argument("--resolution", type=frame_size, default=(320, 480), help="WIDTHxHEIGHT of the videos (default 480x320, as CLEVRER)")
     generate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
@@ -657,7 +751,11 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--questions", type=Path, required=True, help="questions.json written by `clevrer generate`")
     scorer.add_argument("--predictions", type=Path, required=True,
                         help="JSON: question_id -> answer (descriptive) or {choice_id: correct|wrong} (multiple choice)")
+    scorer.add_argument("--split", choices=("train", "val", "test"), help="refuse questions that are not the frozen split's (sha256)")
     scorer.set_defaults(run=cmd_clevrer_score)
+    reference = clevrer_commands.add_parser("bounds", help="the scorer's floor (most frequent answer, random choice) and ceiling (the ground truth), by question type")
+    reference.add_argument("--generated", type=Path, required=True, help="the folder `wmbench clevrer generate` wrote")
+    reference.set_defaults(run=cmd_clevrer_bounds)
     scene_eval = clevrer_commands.add_parser("eval", help="a world model on passive videos: latent prediction error by horizon, linear probes")
     scene_eval.add_argument("--model", required=True, help="a wmbench checkpoint taking CLEVRER frames and 4-d actions")
     scene_eval.add_argument("--videos", type=whole_number(2, 100_000), default=20, help="passive videos recorded (default 20; the probe trains on 80%%)")
@@ -690,6 +788,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--trust-code", action="store_true",
                         help="allow a checkpoint that runs its author's code (a module:factory spec or a pickle)")
+
+
+def add_ray_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+                        help=f"{what}: on the Ray cluster at ADDRESS (auto: the one `ray start` made on this machine), or, "
+                        "with no ADDRESS, on a Ray instance started here (pip install 'wmbench[ray]')")
 
 
 def policy_help() -> str:
@@ -731,6 +835,7 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wmbench.cluster import ClusterError
     from wmbench.data.collect import CollectionStopped
 
     parser = build_parser()
@@ -757,6 +862,9 @@ def main(argv: list[str] | None = None) -> int:
     except CollectionStopped as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)
         return stopped.exit_code
+    except ClusterError as error:  # not the user's input: the cluster lost a task on every try
+        print(f"stopped: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
