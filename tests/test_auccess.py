@@ -102,3 +102,62 @@ def test_the_largest_ball_agent_proposes_valid_balls_largest_first():
     proposals = np.array(list(largest_ball_agent(scene, np.random.default_rng(0))))
     assert proposals.shape == (1000, 3) and np.all(np.diff(proposals[:, 2]) <= 0)
     assert all(is_valid(scene, action) for action in proposals[::50])
+
+
+def test_several_folds_report_the_mean_and_spread_of_the_folds(tmp_path, capsys):
+    """`--folds`: each fold evaluated on its own test tasks, the document's AUCCESS the mean over folds (PHYRE's figure)
+    with their standard deviation, each fold's figures and every task's fold; `--fold` still evaluates one."""
+    import json
+
+    from wmbench.cli import main
+    from wmbench.envs.phyre.splits import split_tasks
+    from wmbench.eval.puzzles import evaluate_agent
+    from wmbench.eval.results import validate
+
+    out = tmp_path / "folds.json"
+    assert main(["phyre", "eval", "--agent", "random", "--split", "cross", "--folds", "0-2", "--tasks", "2", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    validate(results, "phyre_results")
+    protocol, score = results["protocol"], results["auccess"]
+    assert protocol["folds"] == [0, 1, 2] and protocol["fold"] is None and protocol["tasks"] == 6
+    assert [t["task"] for t in results["tasks"]] == [tid for fold in range(3) for tid in split_tasks("cross", fold, 0)[1][:2]]
+    assert [t["fold"] for t in results["tasks"]] == [0, 0, 1, 1, 2, 2]
+    per_fold = [auccess([t["solved_at"] for t in results["tasks"] if t["fold"] == fold]) for fold in range(3)]
+    assert [entry["value"] for entry in score["per_fold"]] == pytest.approx(per_fold)
+    assert score["value"] == pytest.approx(np.mean(per_fold)) and score["spread"] == pytest.approx(np.std(per_fold, ddof=1))
+    single = evaluate_agent("random", "cross", 1, tasks=2, progress=False)
+    assert score["per_fold"][1]["value"] == pytest.approx(single["auccess"]["value"])  # fold 1 alone gives the same figure
+    assert "mean +- standard deviation over 3 folds" in capsys.readouterr().out
+
+    for bad in ("5", "0-7", "two", "1,1", "3-1", ""):
+        assert main(["phyre", "eval", "--agent", "random", "--folds", bad, "--tasks", "1"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "--folds" in error and "0-4" in error and len(error.splitlines()) == 1
+
+
+def test_a_several_fold_run_has_its_own_leaderboard_table(tmp_path):
+    """On the board, an entry over several folds shows the mean ± spread in a table apart from the single-fold ones,
+    and its outcomes are checked fold by fold."""
+    import json
+
+    from wmbench.eval.puzzles import evaluate_agent, evaluate_folds
+    from wmbench.leaderboard import SubmissionError, load_board, make_entry, submit
+    from wmbench.leaderboard_page import render_markdown
+
+    folds = evaluate_folds("random", "cross", [0, 1], tasks=1, progress=False)
+    one = evaluate_agent("random", "cross", 0, tasks=1, progress=False)
+    board = tmp_path / "leaderboard.json"
+    for name, results in (("folds.json", folds), ("one.json", one)):
+        (tmp_path / name).write_text(json.dumps(results))
+        submit(tmp_path / name, board, custom=True)
+    entries = load_board(board)["entries"]
+    several = next(e for e in entries if e.get("folds"))
+    assert several["folds"] == [0, 1] and several["fold"] is None and several["auccess"]["spread"] == folds["auccess"]["spread"]
+    markdown = render_markdown(load_board(board))
+    assert "#### Cross-template, fold 0" in markdown and "#### Cross-template, mean over folds 0, 1" in markdown
+    assert f"± {100 * folds['auccess']['spread']:.1f}" in markdown.split("mean over folds")[1]
+
+    edited = json.loads(json.dumps(folds))
+    edited["tasks"][0]["fold"], edited["tasks"][1]["fold"] = 1, 0  # each outcome claimed for the other fold
+    with pytest.raises(SubmissionError):
+        make_entry(edited, custom=True)

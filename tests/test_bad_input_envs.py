@@ -79,7 +79,7 @@ BAD_BY_VALIDATOR = {
         "inf": (0.0, math.inf, 0.0), "none": None, "bools": (True, False, False), "1e308": (1e308, 0.0, 0.0), "number": 0.05,
     },
     Template: {
-        "unknown": "no_such_template", "above": 10, "negative": -1, "float": 1.5, "bool": True, "list": ["ball_off_shelf"],
+        "unknown": "no_such_template", "above": 25, "negative": -1, "float": 1.5, "bool": True, "list": ["ball_off_shelf"],
         "nan": math.nan, "numeric_text": "1",
     },
 }

@@ -55,7 +55,7 @@ def phyre_results() -> dict:
 
 @pytest.fixture(scope="module")
 def phyre_reference() -> dict:
-    """The committed standard-protocol random run on within fold 0: all 200 test tasks."""
+    """The committed standard-protocol random run on within fold 0: all its test tasks."""
     return json.loads((LEADERBOARD / "results" / "random-phyre-within-fold0.json").read_text())
 
 
@@ -194,7 +194,7 @@ def test_the_expert_is_a_bound_that_says_how_it_planned(tmp_path, random_results
     bounds = next(line for line in render_markdown(load_board(board)).splitlines() if line.startswith("Bounds:"))
     assert bounds.startswith(f"Bounds: expert {100 * expert['success']['rate']:.1f}%")
     assert "the expert data policy without noise, 50 of 200 pairs; random" in bounds
-    refused(model_results, "--name 'Expert': oracle, expert, random, largest-ball are the reference agents' names", name="Expert")
+    refused(model_results, "--name 'Expert': oracle, expert, random, largest-ball, dqn are the reference agents' names", name="Expert")
 
 
 def test_duplicates_are_refused(tmp_path, random_results, model_results):
@@ -301,7 +301,7 @@ def test_bounds_come_only_from_the_suites_own_reference_agents(tmp_path, random_
     on_gpu = copy.deepcopy(random_results)
     on_gpu["device"] = {"type": "cuda", "name": "NVIDIA H100", "torch": "2.5.1", "threads": None}
     refused(on_gpu, "device.type is 'cuda', but the random agent runs on the CPU")
-    refused(model_results, "'Oracle': oracle, expert, random, largest-ball are the reference agents' names", name="Oracle")
+    refused(model_results, "'Oracle': oracle, expert, random, largest-ball, dqn are the reference agents' names", name="Oracle")
     phyre = json.loads((LEADERBOARD / "results" / "largest-ball-phyre-within-fold0.json").read_text())
     phyre["agent"]["settings"] = {"candidates": 10}
     refused(phyre, "wmbench's largest-ball agent has no model, settings or device")
@@ -433,12 +433,16 @@ def test_the_committed_leaderboard_checks_out_against_its_results_and_is_rendere
         # the bounds and every baseline whose checkpoint ships were run again on a CPU, and every outcome agreed
         reproducible = entry["table"] == "reference" or entry["checkpoint_sha256"] in shipped_checkpoints
         reproducible &= (entry["model"], entry["env"]) != ("oracle", "cube")  # needs more memory than this machine has (leaderboard/README.md)
+        if entry.get("folds"):  # a five-fold PHYRE bound (2,500 tasks) is not run again; its fold 0 is the verified fold-0 run's
+            reproducible = False
+            fold0 = json.loads((root / "results" / f"{entry['model']}-phyre-{entry['split']}-fold0.json").read_text())
+            assert [task for task in results["tasks"] if task["fold"] == 0] == [{**task, "fold": 0} for task in fold0["tasks"]]
         expected = {"status": "reproduced", "agreement": 1.0} if reproducible else {"status": "self-reported"}
         assert {key: entry["reproduction"][key] for key in expected} == expected, f"{entry['model']} on {place(entry)}"
     for bound in ("oracle", "random"):
         assert {e["env"] for e in board["entries"] if e["table"] == "reference" and e["model"] == bound} == {*GOAL_ENVS, "phyre"}
-        phyre = {(e["split"], e["fold"]) for e in board["entries"] if e["env"] == "phyre" and e["model"] == bound}
-        assert phyre == {("within", 0), ("cross", 0)}
+        phyre = {(e["split"], e["fold"], tuple(e.get("folds", ()))) for e in board["entries"] if e["env"] == "phyre" and e["model"] == bound}
+        assert phyre == {(split, *fold) for split in ("within", "cross") for fold in ((0, ()), (None, (0, 1, 2, 3, 4)))}
 
     # the page, the Markdown and the README's table are those of the board as committed
     assert (root / "index.html").read_text() == render_html(board)
@@ -471,7 +475,8 @@ def test_a_phyre_run_goes_to_its_split_and_fold(tmp_path, phyre_reference, capsy
     assert "reference table" in capsys.readouterr().out
     [entry] = load_board(board)["entries"]
     assert entry["table"] == "reference" and (entry["env"], entry["split"], entry["fold"], entry["agent"]) == ("phyre", "within", 0, "random")
-    assert entry["auccess"] == {**{key: phyre_reference["auccess"][key] for key in ("value", "ci95", "solved_within_100")}, "tasks": 200}
+    assert entry["auccess"] == {**{key: phyre_reference["auccess"][key] for key in ("value", "ci95", "solved_within_100")},
+                              "tasks": phyre_reference["protocol"]["test_tasks"]}
     assert entry["deviations"] == {} and entry["device"] is None
 
     # a world model's run of the standard protocol is ranked in the standard table, under its checkpoint's name
@@ -486,13 +491,14 @@ def test_a_phyre_run_goes_to_its_split_and_fold(tmp_path, phyre_reference, capsy
 
 
 def test_a_phyre_run_off_the_standard_protocol_needs_custom(tmp_path, phyre_results):
-    refused(phyre_results, "not the standard protocol \\(tasks: 200 -> 3\\); evaluate with `wmbench phyre eval`'s defaults.*--custom")
+    every = phyre_results["protocol"]["test_tasks"]  # the fold's test tasks, the standard number
+    refused(phyre_results, f"not the standard protocol \\(tasks: {every} -> 3\\); evaluate with `wmbench phyre eval`'s defaults.*--custom")
     entry = submit(write(tmp_path, phyre_results), tmp_path / "leaderboard.json", custom=True)
-    assert entry["table"] == "custom" and entry["deviations"] == {"tasks": [200, 3]} and entry["auccess"]["tasks"] == 3
+    assert entry["table"] == "custom" and entry["deviations"] == {"tasks": [every, 3]} and entry["auccess"]["tasks"] == 3
 
     other_seed = evaluate_agent("random", "within", 0, seed=1, tasks=3, progress=False)  # another split of the tasks
-    refused(other_seed, "seed: 0 -> 1; tasks: 200 -> 3")
-    assert make_entry(other_seed, custom=True)["deviations"] == {"seed": [0, 1], "tasks": [200, 3]}
+    refused(other_seed, f"seed: 0 -> 1; tasks: {every} -> 3")
+    assert make_entry(other_seed, custom=True)["deviations"] == {"seed": [0, 1], "tasks": [every, 3]}
 
 
 def test_an_edited_phyre_file_is_refused_naming_the_field(phyre_results):

@@ -25,6 +25,27 @@ def test_every_task_is_solvable_and_not_solved_passively(template):
         assert not simulate(scene).solved and simulate(scene, solve(scene)).solved
 
 
+def test_every_scene_fits_the_state_and_its_designed_ball_is_valid():
+    """25 templates; each scene leaves a state slot for the red ball, and the placement it was built around is valid
+    (the roof's opening lets it through)."""
+    from wmbench.envs.phyre.env import SLOTS
+
+    assert len(TEMPLATES) == 25
+    for template in TEMPLATES:
+        for index in SAMPLE:
+            scene = task(template, index)
+            assert len(scene.things) < SLOTS and is_valid(scene, scene.designed), f"{template} task {index}"
+
+
+def test_random_largest_balls_and_shares():
+    from wmbench.envs.phyre.difficulty import largest_valid_placements, solved_share
+
+    scene = task("stick_onto_box", 2)
+    balls = largest_valid_placements(scene, 20, np.random.default_rng(0))
+    assert balls.shape == (20, 3) and np.all(balls[:, 2] == 1.0) and all(is_valid(scene, ball) for ball in balls)
+    assert solved_share(scene, [solve(scene)]) == 1.0 and solved_share(scene, [(0.5, 0.97, 0.0)]) == 0.0  # a tiny ball on the roof
+
+
 def test_tasks_are_deterministic_and_checked():
     assert task("ball_into_jar", 7) == task(1, 7)
     assert task(0, 1) != task(0, 2)

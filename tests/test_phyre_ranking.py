@@ -79,14 +79,22 @@ def test_candidates_are_valid_and_attempted_best_score_first():
 
 
 def test_perfect_scores_solve_every_task_at_the_first_attempt(monkeypatch):
-    """The ranking's plumbing: with the simulator's verdict as the score, the first attempt is a solution."""
+    """The ranking's plumbing: with the simulator's verdict as the score, the first attempt is a solution whenever
+    any candidate solves the task (about 1% of random placements do)."""
     from wmbench.eval import puzzles
 
     agent = small_agent(tiny_phyre_model(), candidates=300)
-    monkeypatch.setattr(agent, "scores", lambda scene, actions: np.array([simulate(scene, a, stop_when_decided=True).solved for a in actions], float))
+    any_solves = []
+
+    def verdicts(scene, actions):
+        solved = np.array([simulate(scene, a, stop_when_decided=True).solved for a in actions], float)
+        any_solves.append(bool(solved.any()))
+        return solved
+
+    monkeypatch.setattr(agent, "scores", verdicts)
     _, test = split_tasks("within", 0, seed=0)
     outcomes = puzzles.run_agent(agent, test[:3], seed=0, progress=False, desc="")
-    assert [outcome["solved_at"] for outcome in outcomes] == [1, 1, 1]
+    assert [outcome["solved_at"] for outcome in outcomes] == [1 if solves else None for solves in any_solves] and any(any_solves)
 
 
 def test_world_model_agent_through_the_cli(tmp_path, capsys):
@@ -106,7 +114,7 @@ def test_world_model_agent_through_the_cli(tmp_path, capsys):
     assert set(agent["settings"]["probe"]) >= {"train_auroc", "validation_auroc", "positives"}
     deviations = phyre_deviations(results)  # a leaderboard lists every setting off the standard
     assert deviations["agent.settings.candidates"] == [1000, 30] and deviations["agent.settings.horizon_seconds"] == [10, 5.0]
-    assert deviations["agent.settings.probe_samples"] == [2000, 30] and deviations["tasks"] == [200, 2]
+    assert deviations["agent.settings.probe_samples"] == [2000, 30] and deviations["tasks"] == [len(split_tasks("within", 0, 0)[1]), 2]
     assert results["device"]["type"] == "cpu" and results["protocol"]["tasks"] == 2 and "AUCCESS" in capsys.readouterr().out
     assert results["timing"]["probe_s"] > 0
 

@@ -491,16 +491,30 @@ def cmd_clevrer_bounds(args) -> None:
 
 
 def cmd_phyre_eval(args) -> None:
-    from wmbench.eval.puzzles import evaluate_agent, summary_text
+    from wmbench.eval.puzzles import evaluate_agent, evaluate_folds, fold_text, parse_folds, summary_text
     from wmbench.eval.results import validate
 
     options = {key: value for key in ("candidates", "probe_samples", "horizon") if (value := getattr(args, key)) is not None}
+    dqn_names = {"dqn_samples": "samples_per_task", "dqn_steps": "steps", "dqn_weights": "weights", "dqn_cache": "cache_dir"}
+    dqn_options = {key: value for name, key in dqn_names.items() if (value := getattr(args, name)) is not None}
+    if args.agent == "dqn" and "candidates" in options:
+        dqn_options["candidates"] = options.pop("candidates")
     if options and args.agent != "world-model":
         raise ValueError(f"--{next(iter(options)).replace('_', '-')} is a setting of the world-model agent; drop it for --agent {args.agent}")
-    out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_fold{args.fold}_seed{args.seed}.json"
+    if dqn_options and args.agent != "dqn":
+        name = next(name for name, key in dqn_names.items() if key in dqn_options)
+        raise ValueError(f"--{name.replace('_', '-')} is a setting of the dqn agent; drop it for --agent {args.agent}")
+    folds = parse_folds(args.folds) if args.folds is not None else None
+    if folds and len(folds) > 1 and "weights" in dqn_options:
+        raise ValueError("--dqn-weights names one network, but --folds trains one per fold; pass --dqn-cache DIR to keep them")
+    where = f"folds{fold_text(folds).replace(',', '_')}" if folds else f"fold{args.fold}"
+    out = args.out or Path("runs/phyre") / f"{args.agent}_{args.split}_{where}_seed{args.seed}.json"
     check_file_path(out)
-    results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks, model=args.model, device=args.device,
-                             trust_code=args.trust_code, **options)
+    settings = dict(model=args.model, device=args.device, trust_code=args.trust_code, dqn_options=dqn_options, **options)
+    if folds:
+        results = evaluate_folds(args.agent, args.split, folds, args.seed, args.tasks, **settings)
+    else:
+        results = evaluate_agent(args.agent, args.split, args.fold, args.seed, args.tasks, **settings)
     validate(results, "phyre_results")
     write_json(out, results)
     print(summary_text(results))
@@ -683,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--url", action="append", default=[], help="a link to the paper or code (repeatable)")
     submit.add_argument("--custom", action="store_true", help="accept non-standard settings into the separate custom-protocol table")
     submit.add_argument("--replace-bound", action="store_true",
-                        help="a reference bound (oracle, expert, random, largest-ball) measured again: it replaces the old bound of its place")
+                        help="a reference bound (oracle, expert, random, largest-ball, dqn) measured again: it replaces the old bound of its place")
     submit.add_argument("--leaderboard", type=Path, default=LEADERBOARD, help=f"the board to merge into (default {LEADERBOARD})")
     submit.set_defaults(run=cmd_submit)
 
@@ -709,18 +723,28 @@ def build_parser() -> argparse.ArgumentParser:
     phyre_eval = phyre_commands.add_parser("eval", help="up to 100 ranked valid attempts per test task, scored by AUCCESS")
     phyre_eval.add_argument("--agent", required=True,
                             help="random (PHYRE's random agent), oracle (simulator search, the ceiling), largest-ball (random valid "
-                                 "balls, largest first: size alone) or world-model (needs --model)")
+                                 "balls, largest first: size alone), dqn (a network trained on the training tasks, PHYRE's learned "
+                                 "baseline) or world-model (needs --model)")
     phyre_eval.add_argument("--model", help="world-model agent: a checkpoint trained on PHYRE frames and 3-d actions")
     phyre_eval.add_argument("--split", default="within", choices=["within", "cross"], help="within- or cross-template (default within)")
-    phyre_eval.add_argument("--fold", type=whole_number(0, 4), default=0, help="fold 0-4 of the 80/20 split (default 0)")
+    which_folds = phyre_eval.add_mutually_exclusive_group()
+    which_folds.add_argument("--fold", type=whole_number(0, 4), default=0, help="fold 0-4 of the 80/20 split (default 0)")
+    which_folds.add_argument("--folds", help="several folds, as 0-4 or 0,2,3: each evaluated, then the mean AUCCESS over them "
+                                             "and its spread (standard deviation), as PHYRE reports")
     phyre_eval.add_argument("--seed", type=SEED, default=PUZZLES.seed, help=f"seed of the folds and of the agent (default {PUZZLES.seed})")
     phyre_eval.add_argument("--tasks", type=whole_number(1, 100_000), help="only the first N test tasks (default all)")
-    phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json)")
+    phyre_eval.add_argument("--out", type=Path, help="results JSON (default runs/phyre/AGENT_SPLIT_foldF_seedS.json, or _folds0-4_)")
     ranking = phyre_eval.add_argument_group("world-model agent")
     ranking.add_argument("--candidates", type=whole_number(1, 1_000_000), help=f"random valid placements ranked per task (default {PUZZLES.candidates})")
     ranking.add_argument("--probe-samples", type=whole_number(1, 10_000_000), help=f"placements on training tasks the success probe is fitted on (default {PUZZLES.probe_samples})")
     ranking.add_argument("--horizon", type=whole_number(1, 1000), help=f"model steps predicted before the probe reads the latent (default: {PUZZLES.horizon_seconds} s of physics)")
     add_model_options(ranking)
+    dqn = phyre_eval.add_argument_group("dqn agent (--candidates too)")
+    dqn.add_argument("--dqn-samples", type=whole_number(1, 100_000), help=f"simulator-labelled random placements per training task (default {PUZZLES.dqn_samples_per_task})")
+    dqn.add_argument("--dqn-steps", type=whole_number(1, 10_000_000), help=f"training steps of 64 placements, half solving (default {PUZZLES.dqn_steps})")
+    dqn.add_argument("--dqn-weights", type=Path, help="the trained network: loaded if it exists (trained on the same tasks and settings), "
+                                                       "else trained and saved there (default: in --dqn-cache, one file per fold)")
+    dqn.add_argument("--dqn-cache", type=Path, help="folder of labelled training data and trained networks, reused by reruns (default runs/phyre/dqn)")
     phyre_eval.set_defaults(run=cmd_phyre_eval)
     maps = phyre_commands.add_parser("maps", help="where a ball solves a test task vs a world model's probe score, over a grid (PNG)")
     maps.add_argument("--model", required=True, help="a checkpoint trained on PHYRE frames and 3-d actions")

@@ -15,7 +15,7 @@ when everything it claims can be recomputed or compared:
   are the first ones of the fold's test side, in order;
 - its protocol (and for MPC the planner settings) is the standard one, or the submitter asked for
   the separate, labelled custom-protocol table (``custom=True``);
-- a reference agent (oracle, random, largest-ball) is described exactly as wmbench's own, keeps
+- a reference agent (oracle, random, largest-ball, dqn) is described exactly as wmbench's own, keeps
   its agent's name and ran on the CPU; a model never takes a reference agent's name;
 - names, authors and the device are plain text, links are http(s) addresses;
 - it is not on the board already: the same run (``run_digest``: what defines the run and its
@@ -53,7 +53,7 @@ PROTOCOL_VERSION = VERSION
 STANDARD_PROTOCOL = {key: getattr(GOAL_REACHING, key) for key in ("budget", "episodes", "seed", "goal_offset")}
 STANDARD_EPISODES = (GOAL_REACHING.episodes, GOAL_REACHING.pairs)  # 50 pairs of the evaluation set, or all of them
 STANDARD_PHYRE_PROTOCOL = {"seed": PUZZLES.seed, "max_attempts": PUZZLES.max_attempts}  # and every test task of the fold
-REFERENCE_AGENTS = ("oracle", "expert", "random", "largest-ball")  # expert: Two-Room and Cube; largest-ball: PHYRE only
+REFERENCE_AGENTS = ("oracle", "expert", "random", "largest-ball", "dqn")  # expert: Two-Room and Cube; largest-ball and dqn: PHYRE only
 CLOCK_SKEW = timedelta(minutes=5)  # how far a submitter's clock may run ahead of this machine's
 MAX_TEXT = 100  # characters in a name, an author or a device name
 MAX_LINK = 500  # characters in a link
@@ -62,6 +62,8 @@ HARNESS_PLANNER_FIELDS = ("name", "horizon", "replan_every", "action_block", "ac
                           "policy", "noise_sd")  # the expert's description
 UNPLANNED_FIELDS = ("device", "compile")  # where and how fast a plan was computed, not what was planned
 PROBE_FIT = "probe"  # the world-model agent's fitted-probe statistics: measured, not set
+DQN_FIT = "training"  # the dqn agent's training figures and weights digest: measured, not set
+STANDARD_DQN = {"candidates": PUZZLES.candidates, "samples_per_task": PUZZLES.dqn_samples_per_task, "steps": PUZZLES.dqn_steps}
 
 
 class SubmissionError(ValueError):
@@ -89,7 +91,7 @@ def run_digest(results: dict[str, Any]) -> str:
     if is_phyre(results):
         agent = results["agent"]
         defined = {"kind": "phyre", "agent": agent["name"], "checkpoint": (agent["model"] or {}).get("sha256"),
-                   "settings": {key: value for key, value in agent["settings"].items() if key != PROBE_FIT},
+                   "settings": {key: value for key, value in agent["settings"].items() if key not in (PROBE_FIT, DQN_FIT)},
                    "protocol": results["protocol"],
                    "outcomes": sorted([task["task"], task["solved_at"], task["attempts"]] for task in results["tasks"])}
     else:
@@ -332,22 +334,40 @@ def goal_reaching_entry(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_phyre_outcomes(results: dict[str, Any]) -> None:
-    """The AUCCESS block must be what the per-task outcomes give, on the fold's first test tasks in order."""
+    """The AUCCESS block must be what the per-task outcomes give, on the fold's first test tasks in order (on several
+    folds: each fold's first test tasks, fold after fold, with the mean over folds and its spread)."""
     from wmbench.envs.phyre.splits import split_tasks
-    from wmbench.eval.puzzles import auccess, auccess_interval, env_description
+    from wmbench.eval.puzzles import auccess, auccess_interval, env_description, fold_auccess, fold_text
 
     env = env_description()
     if results["env"] != env:
         raise SubmissionError(f"env is {results['env']}, but this wmbench's PHYRE is {env}; evaluate again with this wmbench's `wmbench phyre eval`")
     protocol, tasks = results["protocol"], results["tasks"]
-    fold = f"fold {protocol['fold']} of the {protocol['split']} split (seed {protocol['seed']})"
-    _, test = split_tasks(protocol["split"], protocol["fold"], protocol["seed"])
+    folds = protocol.get("folds")
+    if (folds is None) == (protocol["fold"] is None):
+        raise SubmissionError(f"protocol gives fold {protocol['fold']} and folds {folds}: one fold, or several with fold null; the file was edited")
+    if folds:
+        per_fold = protocol["tasks"] // len(folds)
+        if per_fold * len(folds) != protocol["tasks"] or any(outcome.get("fold") is None for outcome in tasks):
+            raise SubmissionError(f"protocol.tasks is {protocol['tasks']} over {len(folds)} folds, or a task names no fold; the file was edited")
+        fold = f"folds {fold_text(folds)} of the {protocol['split']} split (seed {protocol['seed']})"
+        tests = [split_tasks(protocol["split"], f, protocol["seed"])[1] for f in folds]
+        test = [tid for fold_test in tests for tid in fold_test]
+        expected_tasks = [tid for fold_test in tests for tid in fold_test[:per_fold]]
+        expected_folds = [f for f, fold_test in zip(folds, tests) for _ in fold_test[:per_fold]]
+    else:
+        fold = f"fold {protocol['fold']} of the {protocol['split']} split (seed {protocol['seed']})"
+        _, test = split_tasks(protocol["split"], protocol["fold"], protocol["seed"])
+        expected_tasks, expected_folds = test, [None] * len(test)
     if protocol["test_tasks"] != len(test):
         raise SubmissionError(f"protocol.test_tasks is {protocol['test_tasks']}, but {fold} has {len(test)} test tasks; the file was edited")
     if not len(tasks) == protocol["tasks"] <= len(test):
         raise SubmissionError(f"tasks: {len(tasks)} outcomes, but protocol.tasks says {protocol['tasks']} of the fold's {len(test)} test tasks; "
                               "the file is incomplete or was edited")
-    for index, (outcome, expected) in enumerate(zip(tasks, test)):
+    for index, (outcome, expected, expected_fold) in enumerate(zip(tasks, expected_tasks, expected_folds)):
+        if outcome.get("fold") != expected_fold:
+            raise SubmissionError(f"tasks[{index}].fold is {outcome.get('fold')}, but {outcome['task']} is a test task of fold {expected_fold}; "
+                                  "the file was edited")
         if outcome["task"] != expected:
             raise SubmissionError(
                 f"tasks[{index}].task is {outcome['task']!r}, but test task {index + 1} of {fold} is {expected!r}; "
@@ -360,15 +380,28 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
                 f"solving attempt, and no task gets more than {protocol['max_attempts']}; the file was edited"
             )
     solved_at = [outcome["solved_at"] for outcome in tasks]
-    recomputed = {"value": auccess(solved_at), "ci95": list(auccess_interval(solved_at, seed=protocol["seed"])),
-                  "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)}
+    if folds:
+        recomputed = {key: value for key, value in fold_auccess(tasks, folds, protocol["seed"]).items() if key != "interval"}
+        per_fold = recomputed.pop("per_fold")
+        if len(results["auccess"].get("per_fold", [])) != len(per_fold):
+            raise SubmissionError(f"auccess.per_fold lists {len(results['auccess'].get('per_fold', []))} folds, not {len(per_fold)}; the file was edited")
+        for index, (claimed, expected) in enumerate(zip(results["auccess"]["per_fold"], per_fold)):
+            check_recomputed(f"auccess.per_fold[{index}]", claimed, expected, f"fold {expected['fold']}'s per-task outcomes")
+    else:
+        recomputed = {"value": auccess(solved_at), "ci95": list(auccess_interval(solved_at, seed=protocol["seed"])),
+                      "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)}
     check_recomputed("auccess", results["auccess"], recomputed, f"the {len(tasks)} per-task outcomes")
 
 
 def check_phyre_agent(results: dict[str, Any]) -> None:
-    """A reference agent has no model, settings or device, as wmbench's own; a world model names its checkpoint."""
+    """A reference agent has no model, settings or device, as wmbench's own (dqn: no model, its settings, the CPU); a world
+    model names its checkpoint."""
     agent = results["agent"]
-    if agent["name"] in REFERENCE_AGENTS and (agent["model"] is not None or agent["settings"] != {} or results["device"] is not None):
+    if agent["name"] == "dqn":
+        if agent["model"] is not None or results["device"] is None or set(agent["settings"]) != {*STANDARD_DQN, DQN_FIT}:
+            raise SubmissionError(f"agent is {agent} on device {results['device']}, but wmbench's dqn agent has no model, the settings "
+                                  f"{', '.join([*STANDARD_DQN, DQN_FIT])} and a CPU device; the file was edited")
+    elif agent["name"] in REFERENCE_AGENTS and (agent["model"] is not None or agent["settings"] != {} or results["device"] is not None):
         raise SubmissionError(f"agent is {agent} on device {results['device']}, but wmbench's {agent['name']} agent has no model, "
                               "settings or device; the file was edited")
     if agent["name"] not in REFERENCE_AGENTS and agent["model"] is None:
@@ -384,6 +417,8 @@ def phyre_deviations(results: dict[str, Any]) -> dict[str, list]:
     if agent["name"] == "world-model":
         standard = {key: getattr(PUZZLES, key) for key in ("candidates", "probe_samples", "horizon_seconds")}
         found |= differences(standard, agent["settings"], prefix="agent.settings.")
+    if agent["name"] == "dqn":
+        found |= differences(STANDARD_DQN, agent["settings"], prefix="agent.settings.")
     return found
 
 
@@ -393,7 +428,7 @@ def phyre_entry(results: dict[str, Any]) -> dict[str, Any]:
     check_phyre_agent(results)
     check_phyre_outcomes(results)
     agent, protocol, device = results["agent"], results["protocol"], results["device"]
-    model = agent["model"] or {"name": agent["name"]}  # random, oracle and largest-ball have no model
+    model = agent["model"] or {"name": agent["name"]}  # random, oracle, largest-ball and dqn have no checkpoint
     return {
         "model": model["name"],
         "env": "phyre",
@@ -401,8 +436,10 @@ def phyre_entry(results: dict[str, Any]) -> dict[str, Any]:
         "table": agent_table(agent["name"]),
         "split": protocol["split"],
         "fold": protocol["fold"],
+        **({"folds": protocol["folds"]} if "folds" in protocol else {}),  # several folds: the mean over them, a place of its own
         "agent": agent["name"],
-        "auccess": {key: results["auccess"][key] for key in ("value", "ci95", "solved_within_100")} | {"tasks": protocol["tasks"]},
+        "auccess": {key: results["auccess"][key] for key in ("value", "ci95", "solved_within_100", "spread") if key in results["auccess"]}
+                   | {"tasks": protocol["tasks"]},
         "parameters": model.get("parameters"),
         "checkpoint_sha256": model.get("sha256"),
         "device": device_label(device) if device else None,
@@ -415,8 +452,8 @@ def phyre_entry(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def agent_table(agent: str) -> str:
-    """The table a standard-protocol run goes to: the agents without a model (oracle, random, and PHYRE's
-    largest-ball) are the reference bounds."""
+    """The table a standard-protocol run goes to: the agents without a checkpoint (oracle, random, and PHYRE's
+    largest-ball and dqn) are the reference bounds."""
     return "reference" if agent in REFERENCE_AGENTS else "standard"
 
 
@@ -459,7 +496,13 @@ def make_entry(results: dict[str, Any], *, name: str | None = None, authors: lis
 
 def place(entry: dict[str, Any]) -> str:
     """Where an entry stands: ``tworoom``, or ``phyre within fold 0``."""
-    return f"{entry['env']} {entry['split']} fold {entry['fold']}" if entry["env"] == "phyre" else entry["env"]
+    if entry["env"] != "phyre":
+        return entry["env"]
+    if folds := entry.get("folds"):
+        from wmbench.eval.puzzles import fold_text
+
+        return f"phyre {entry['split']} folds {fold_text(folds)}"
+    return f"phyre {entry['split']} fold {entry['fold']}"
 
 
 def score(entry: dict[str, Any]) -> float:
@@ -490,7 +533,7 @@ def write_board(path: Path, board: dict[str, Any]) -> None:
 
 def same_place(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Both in one table of one place, under one protocol version and the same deviations."""
-    return all(a.get(key) == b.get(key) for key in ("env", "split", "fold", "protocol_version", "table", "deviations"))
+    return all(a.get(key) == b.get(key) for key in ("env", "split", "fold", "folds", "protocol_version", "table", "deviations"))
 
 
 def same_bound(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -528,7 +571,8 @@ def locked(path: Path):
 
 def board_order(entry: dict[str, Any]) -> tuple:
     """By env (and PHYRE split and fold), then table, best first, then name."""
-    return entry["env"], entry.get("split", ""), entry.get("fold", 0), entry["table"], -score(entry), entry["model"]
+    folds = entry.get("folds") or [entry.get("fold", 0)]
+    return entry["env"], entry.get("split", ""), len(folds), folds, entry["table"], -score(entry), entry["model"]
 
 
 def read_results(results_path: Path) -> dict[str, Any]:
@@ -614,12 +658,21 @@ def check_model_file(results: dict[str, Any], model: str | Path | None) -> None:
 def rerun(results: dict[str, Any], model: str | Path | None, device: str, progress: bool) -> dict[str, Any]:
     """The results of running the same agent with the same protocol and settings again, here, on ``device``."""
     if is_phyre(results):
-        from wmbench.eval.puzzles import evaluate_agent
+        from wmbench.eval.puzzles import evaluate_agent, evaluate_folds
 
         agent, protocol = results["agent"], results["protocol"]
+
+        def evaluate_again(name: str, **options):
+            if protocol.get("folds"):
+                return evaluate_folds(name, protocol["split"], protocol["folds"], protocol["seed"],
+                                      tasks=protocol["tasks"] // len(protocol["folds"]), progress=progress, **options)
+            return evaluate_agent(name, protocol["split"], protocol["fold"], protocol["seed"], tasks=protocol["tasks"], progress=progress,
+                                  **options)
+
+        if agent["name"] == "dqn":  # trained again here from its seed, not loaded from a cache
+            return evaluate_again("dqn", dqn_options={key: agent["settings"][key] for key in STANDARD_DQN} | {"cache_dir": None})
         options = {key: agent["settings"][key] for key in ("candidates", "probe_samples", "horizon") if key in agent["settings"]}
-        return evaluate_agent(agent["name"], protocol["split"], protocol["fold"], protocol["seed"], tasks=protocol["tasks"],
-                              progress=progress, model=None if model is None else str(model), device=device, **options)
+        return evaluate_again(agent["name"], model=None if model is None else str(model), device=device, **options)
     from wmbench.eval.goal_reaching import EvalSettings, evaluate
 
     protocol, planner = results["protocol"], results["planner"]

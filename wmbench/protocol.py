@@ -69,6 +69,8 @@ class Puzzles:
     candidates: int = 1000  # random valid placements the world-model agent ranks per task
     probe_samples: int = 2000  # placements on training tasks its success probe is fitted on
     horizon_seconds: int = 10  # physics it predicts: 94% of random valid solutions are decided by then
+    dqn_samples_per_task: int = 50  # simulator-labelled placements per training task the dqn agent learns from
+    dqn_steps: int = 3000  # its training steps (batches of 64, half solving)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,17 @@ agents             ``random``: uniform (x, y, r), PHYRE's random agent; ``oracle
                    balls, largest first (size alone, no physics: the bar a model's ranking
                    must clear to show more); ``world-model``: a checkpoint's
                    predicted latents scored by a probe fitted on the training tasks
-                   (``puzzle_agent.WorldModelAgent``)
+                   (``puzzle_agent.WorldModelAgent``); ``dqn``: a network scoring (scene,
+                   action) trained on the training tasks' simulated placements, PHYRE's
+                   learned baseline (``phyre_dqn``)
 AUCCESS            ``sum_k w_k s_k / sum_k w_k`` over k = 1..100, with ``w_k = log(k + 1) -
                    log(k)`` and ``s_k`` the fraction of tasks solved within k valid attempts.
                    Early solutions weigh most: solving every task at attempt k scores
                    ``(log 101 - log k) / log 101``
 results            AUCCESS with a seeded percentile bootstrap interval over tasks, and every
                    task's valid attempts, invalid proposals and the attempt that solved it
+several folds      ``evaluate_folds``: each fold evaluated on its own, then PHYRE's figure, the
+                   mean AUCCESS over the folds and its standard deviation, with each fold's
 =================  ===========================================================================
 """
 
@@ -31,7 +35,7 @@ import numpy as np
 
 from wmbench.envs import ENVS
 from wmbench.envs.phyre.simulation import Scene, random_valid_placements, simulate
-from wmbench.envs.phyre.splits import split_tasks
+from wmbench.envs.phyre.splits import FOLDS, split_tasks
 from wmbench.envs.phyre.templates import TASKS_PER_TEMPLATE, TEMPLATES, parse_task_id, solve, task
 from wmbench.eval.results import document_header
 from wmbench.progress import progress_bar
@@ -79,7 +83,7 @@ def largest_ball_agent(scene: Scene, rng: np.random.Generator) -> Iterator[np.nd
 
 
 REFERENCE_AGENTS = {"random": random_agent, "oracle": oracle_agent, "largest-ball": largest_ball_agent}  # no model needed
-AGENTS = (*REFERENCE_AGENTS, "world-model")
+AGENTS = (*REFERENCE_AGENTS, "dqn", "world-model")  # dqn: trains a network on the training tasks (phyre_dqn)
 
 
 def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any]:
@@ -100,11 +104,12 @@ def attempt_task(scene: Scene, proposals: Iterator[np.ndarray]) -> dict[str, Any
 
 def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int = 0, tasks: int | None = None,
                    progress: bool = True, *, model: str | None = None, device: str = "auto", trust_code: bool = False,
-                   **world_model_options) -> dict[str, Any]:
+                   dqn_options: dict[str, Any] | None = None, **world_model_options) -> dict[str, Any]:
     """Run ``agent`` on the test tasks of a split (the first ``tasks`` of them when given).
 
     ``world-model`` needs ``model``, a checkpoint; ``world_model_options`` go to ``WorldModelAgent``
-    (candidates, probe_samples, horizon). Returns the results document
+    (candidates, probe_samples, horizon); ``dqn_options`` to ``phyre_dqn.trained_agent`` (candidates,
+    samples_per_task, steps, cache_dir, weights). Returns the results document
     (``wmbench/schemas/phyre_results.schema.json``).
     """
     if agent not in AGENTS:
@@ -117,11 +122,24 @@ def evaluate_agent(agent: str, split: str = "within", fold: int = 0, seed: int =
     if agent == "world-model":
         ranker, description, device_description = world_model_agent(model, train, seed, progress, device, trust_code, world_model_options)
         timing = {"probe_s": ranker.probe_s}
+    elif agent == "dqn":
+        ranker, description, device_description, timing = dqn_agent(train, seed, progress, dqn_options or {})
     else:
         ranker, description, device_description, timing = REFERENCE_AGENTS[agent], {"name": agent, "model": None, "settings": {}}, None, {}
     outcomes = run_agent(ranker, chosen, seed, progress, desc=f"phyre {agent}")
     return results_document(description, split, fold, seed, len(test), outcomes, {**timing, "wall_s": time.perf_counter() - start},
                             device_description)
+
+
+def dqn_agent(train: list[str], seed: int, progress: bool, options: dict[str, Any]):
+    """The trained ranking network of ``phyre_dqn`` (torch on the CPU), its description, the device's and its timing."""
+    import torch
+
+    from wmbench.devices import device_info
+    from wmbench.eval.phyre_dqn import trained_agent
+
+    ranker = trained_agent(train, seed=seed, progress=progress, **options)
+    return ranker, {"name": "dqn", "model": None, "settings": ranker.settings}, device_info(torch.device("cpu")), ranker.timing
 
 
 def world_model_agent(model: str, train: list[str], seed: int, progress: bool, device: str, trust_code: bool,
@@ -151,7 +169,7 @@ def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]
     return outcomes
 
 
-def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, test_tasks: int,
+def results_document(agent: dict[str, Any], split: str, fold: int | None, seed: int, test_tasks: int,
                      outcomes: list[dict[str, Any]], timing: dict[str, float], device: dict[str, Any] | None = None) -> dict[str, Any]:
     solved_at = [outcome["solved_at"] for outcome in outcomes]
     low, high = auccess_interval(solved_at, seed=seed)
@@ -169,6 +187,41 @@ def results_document(agent: dict[str, Any], split: str, fold: int, seed: int, te
     }
 
 
+def evaluate_folds(agent: str, split: str, folds: Sequence[int], seed: int = 0, tasks: int | None = None, progress: bool = True,
+                   **options) -> dict[str, Any]:
+    """``evaluate_agent`` on each of ``folds`` (each trains, where its agent does, on its own fold's training tasks), merged
+    into one document: PHYRE's figure, the mean AUCCESS over the folds with its spread, each fold's own, and every task's
+    outcome with its fold. The agent's description is the first fold's."""
+    runs = [evaluate_agent(agent, split, fold, seed, tasks, progress, **options) for fold in folds]
+    outcomes = [{**outcome, "fold": run["protocol"]["fold"]} for run in runs for outcome in run["tasks"]]
+    timing: dict[str, float] = {}
+    for run in runs:
+        for key, value in run["timing"].items():
+            timing[key] = timing.get(key, 0.0) + value
+    document = results_document(runs[0]["agent"], split, None, seed, sum(run["protocol"]["test_tasks"] for run in runs), outcomes,
+                                timing, runs[0]["device"])
+    document["protocol"]["folds"] = list(folds)
+    document["auccess"] = fold_auccess(outcomes, list(folds), seed)
+    return document
+
+
+def fold_auccess(outcomes: list[dict[str, Any]], folds: list[int], seed: int) -> dict[str, Any]:
+    """The ``auccess`` block of a several-fold document: the mean of the folds' AUCCESS (as PHYRE reports it), their
+    sample standard deviation (``spread``), a bootstrap interval over every task, and each fold's figures."""
+    per_fold = []
+    for fold in folds:
+        solved_at = [outcome["solved_at"] for outcome in outcomes if outcome["fold"] == fold]
+        low, high = auccess_interval(solved_at, seed=seed)
+        per_fold.append({"fold": fold, "value": auccess(solved_at), "ci95": [low, high], "tasks": len(solved_at),
+                         "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)})
+    values = [entry["value"] for entry in per_fold]
+    solved_at = [outcome["solved_at"] for outcome in outcomes]
+    low, high = auccess_interval(solved_at, seed=seed)
+    return {"value": float(np.mean(values)), "spread": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "ci95": [low, high], "interval": "percentile bootstrap over tasks, 2000 resamples",
+            "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at), "per_fold": per_fold}
+
+
 def env_description() -> dict[str, Any]:
     """The ``env`` block of a results document: which puzzles, as many as this wmbench has."""
     return {"name": "phyre", "id": ENVS["phyre"].id, "templates": len(TEMPLATES), "tasks_per_template": TASKS_PER_TEMPLATE}
@@ -181,9 +234,37 @@ def summary_text(results: dict[str, Any]) -> str:
     by_template: dict[str, list[int | None]] = {}
     for outcome in results["tasks"]:
         by_template.setdefault(parse_task_id(outcome["task"])[0], []).append(outcome["solved_at"])
+    if "folds" in protocol:
+        folds = ", ".join(f"fold {entry['fold']} {entry['value']:.3f}" for entry in score["per_fold"])
+        head = [f"{results['agent']['name']} on {protocol['tasks']} {protocol['split']}-template test tasks of folds "
+                f"{fold_text(protocol['folds'])}: AUCCESS {score['value']:.3f} +- {score['spread']:.3f} (mean +- standard deviation "
+                f"over {len(protocol['folds'])} folds), solved within 100 attempts {score['solved_within_100']:.0%}", f"  {folds}"]
+    else:
+        head = [f"{results['agent']['name']} on {protocol['tasks']} {protocol['split']}-template test tasks (fold {protocol['fold']}): "
+                f"AUCCESS {score['value']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {score['solved_within_100']:.0%}"]
     lines = [
-        f"{results['agent']['name']} on {protocol['tasks']} {protocol['split']}-template test tasks (fold {protocol['fold']}): "
-        f"AUCCESS {score['value']:.3f} (95% {low:.3f}-{high:.3f}), solved within 100 attempts {score['solved_within_100']:.0%}",
+        *head,
         *(f"  {name:24s} AUCCESS {auccess(solved_at):.3f}  ({len(solved_at)} tasks)" for name, solved_at in by_template.items()),
     ]
     return "\n".join(lines)
+
+
+def parse_folds(text: str) -> list[int]:
+    """``"0-4"``, ``"0,2,3"`` or ``"3"`` -> the folds, each 0-4, in order, without repeats."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-"))
+            folds = list(range(first, last + 1))
+        else:
+            folds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: give a range such as 0-4 or a list such as 0,2,3") from None
+    if not folds or any(not 0 <= fold < FOLDS for fold in folds) or len(set(folds)) != len(folds):
+        raise ValueError(f"--folds {text!r}: give distinct folds from 0 to {FOLDS - 1}, as a range such as 0-4 or a list such as 0,2,3")
+    return folds
+
+
+def fold_text(folds: Sequence[int]) -> str:
+    """``0-4`` for consecutive folds, else ``0,2,3``."""
+    consecutive = list(folds) == list(range(folds[0], folds[0] + len(folds)))
+    return f"{folds[0]}-{folds[-1]}" if consecutive and len(folds) > 1 else ",".join(map(str, folds))

@@ -25,7 +25,7 @@ action              ``(x, y, r)`` in [0, 1]^3: a red ball at ``(256 x, 256 y)`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pymunk
@@ -112,9 +112,11 @@ def wall(x0, y0, x1, y1) -> Thing:
 
 @dataclass(frozen=True)
 class Scene:
-    """A task's initial scene: its objects; the first green one is the goal object."""
+    """A task's initial scene: its objects; the first green one is the goal object. ``designed`` is
+    the placement (x, y, r in [0, 1]) its template was built around, where the oracle looks first."""
 
     things: tuple[Thing, ...]
+    designed: tuple[float, float, float] | None = field(default=None, compare=False)
 
     @property
     def goal_index(self) -> int:
