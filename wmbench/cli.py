@@ -352,7 +352,7 @@ def cmd_sweep(args) -> None:
     print(table(rows))
     failed = [row for row in rows if row["status"] == "failed"]
     print(f"wrote {out / 'sweep.json'} and {out / 'sweep.md'}: {len(rows) - len(failed)} runs done, {len(failed)} failed"
-          + (f" (each failed run's traceback is in its error.txt)" if failed else ""))
+          + (" (each failed run's traceback is in its error.txt)" if failed else ""))
     if args.submit:
         submit_standard_runs(rows, out, args.leaderboard)
 

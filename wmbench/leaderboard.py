@@ -337,7 +337,7 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
     """The AUCCESS block must be what the per-task outcomes give, on the fold's first test tasks in order (on several
     folds: each fold's first test tasks, fold after fold, with the mean over folds and its spread)."""
     from wmbench.envs.phyre.splits import split_tasks
-    from wmbench.eval.puzzles import auccess, auccess_interval, env_description, fold_auccess, fold_text
+    from wmbench.eval.puzzles import auccess_figures, env_description, fold_auccess, fold_text
 
     env = env_description()
     if results["env"] != env:
@@ -379,7 +379,6 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
                 f"tasks[{index}]: solved_at {solved_at} with {attempts} attempts is impossible: a solved task stops at its "
                 f"solving attempt, and no task gets more than {protocol['max_attempts']}; the file was edited"
             )
-    solved_at = [outcome["solved_at"] for outcome in tasks]
     if folds:
         recomputed = {key: value for key, value in fold_auccess(tasks, folds, protocol["seed"]).items() if key != "interval"}
         per_fold = recomputed.pop("per_fold")
@@ -388,8 +387,7 @@ def check_phyre_outcomes(results: dict[str, Any]) -> None:
         for index, (claimed, expected) in enumerate(zip(results["auccess"]["per_fold"], per_fold)):
             check_recomputed(f"auccess.per_fold[{index}]", claimed, expected, f"fold {expected['fold']}'s per-task outcomes")
     else:
-        recomputed = {"value": auccess(solved_at), "ci95": list(auccess_interval(solved_at, seed=protocol["seed"])),
-                      "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)}
+        recomputed = auccess_figures([outcome["solved_at"] for outcome in tasks], protocol["seed"])
     check_recomputed("auccess", results["auccess"], recomputed, f"the {len(tasks)} per-task outcomes")
 
 

@@ -22,6 +22,7 @@ results            AUCCESS with a seeded percentile bootstrap interval over task
                    task's valid attempts, invalid proposals and the attempt that solved it
 several folds      ``evaluate_folds``: each fold evaluated on its own, then PHYRE's figure, the
                    mean AUCCESS over the folds and its standard deviation, with each fold's
+                   own figures
 =================  ===========================================================================
 """
 
@@ -45,6 +46,7 @@ from wmbench.stats import bootstrap_interval
 RESULTS_FORMAT = 1  # bump when a field changes meaning
 MAX_ATTEMPTS = PUZZLES.max_attempts
 MAX_PROPOSALS = 100_000  # an agent that proposes only invalid placements is stopped here
+BOOTSTRAP = "percentile bootstrap over tasks, 2000 resamples"  # what auccess_interval computes by default
 WEIGHTS = np.log(np.arange(2, MAX_ATTEMPTS + 2)) - np.log(np.arange(1, MAX_ATTEMPTS + 1))  # w_1 .. w_100
 
 
@@ -169,19 +171,30 @@ def run_agent(agent: Callable[[Scene, np.random.Generator], Iterator[np.ndarray]
     return outcomes
 
 
-def results_document(agent: dict[str, Any], split: str, fold: int | None, seed: int, test_tasks: int,
-                     outcomes: list[dict[str, Any]], timing: dict[str, float], device: dict[str, Any] | None = None) -> dict[str, Any]:
-    solved_at = [outcome["solved_at"] for outcome in outcomes]
+def auccess_figures(solved_at: Sequence[int | None], seed: int) -> dict[str, Any]:
+    """What a results document claims of a set of tasks, and ``wmbench submit`` recomputes: the AUCCESS, its seeded
+    bootstrap interval and the share solved within 100 attempts."""
     low, high = auccess_interval(solved_at, seed=seed)
+    return {"value": auccess(solved_at), "ci95": [low, high], "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)}
+
+
+def results_document(agent: dict[str, Any], split: str, fold: int | None, seed: int, test_tasks: int,
+                     outcomes: list[dict[str, Any]], timing: dict[str, float], device: dict[str, Any] | None = None,
+                     folds: list[int] | None = None) -> dict[str, Any]:
+    """The results of one fold, or with ``folds`` (``fold`` None, each outcome naming its fold) of several."""
+    protocol = {"split": split, "fold": fold, "seed": seed, "max_attempts": MAX_ATTEMPTS, "tasks": len(outcomes), "test_tasks": test_tasks}
+    if folds:
+        protocol["folds"] = folds
+        score = fold_auccess(outcomes, folds, seed)
+    else:
+        score = {**auccess_figures([outcome["solved_at"] for outcome in outcomes], seed), "interval": BOOTSTRAP}
     return {
         **document_header(RESULTS_FORMAT),
         "env": env_description(),
-        "protocol": {"split": split, "fold": fold, "seed": seed, "max_attempts": MAX_ATTEMPTS, "tasks": len(outcomes),
-                     "test_tasks": test_tasks},
+        "protocol": protocol,
         "agent": agent,
         "device": device,
-        "auccess": {"value": auccess(solved_at), "ci95": [low, high], "interval": "percentile bootstrap over tasks, 2000 resamples",
-                    "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)},
+        "auccess": score,
         "tasks": outcomes,
         "timing": timing,
     }
@@ -198,11 +211,8 @@ def evaluate_folds(agent: str, split: str, folds: Sequence[int], seed: int = 0, 
     for run in runs:
         for key, value in run["timing"].items():
             timing[key] = timing.get(key, 0.0) + value
-    document = results_document(runs[0]["agent"], split, None, seed, sum(run["protocol"]["test_tasks"] for run in runs), outcomes,
-                                timing, runs[0]["device"])
-    document["protocol"]["folds"] = list(folds)
-    document["auccess"] = fold_auccess(outcomes, list(folds), seed)
-    return document
+    return results_document(runs[0]["agent"], split, None, seed, sum(run["protocol"]["test_tasks"] for run in runs), outcomes,
+                            timing, runs[0]["device"], folds=list(folds))
 
 
 def fold_auccess(outcomes: list[dict[str, Any]], folds: list[int], seed: int) -> dict[str, Any]:
@@ -211,15 +221,11 @@ def fold_auccess(outcomes: list[dict[str, Any]], folds: list[int], seed: int) ->
     per_fold = []
     for fold in folds:
         solved_at = [outcome["solved_at"] for outcome in outcomes if outcome["fold"] == fold]
-        low, high = auccess_interval(solved_at, seed=seed)
-        per_fold.append({"fold": fold, "value": auccess(solved_at), "ci95": [low, high], "tasks": len(solved_at),
-                         "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at)})
+        per_fold.append({"fold": fold, **auccess_figures(solved_at, seed), "tasks": len(solved_at)})
     values = [entry["value"] for entry in per_fold]
-    solved_at = [outcome["solved_at"] for outcome in outcomes]
-    low, high = auccess_interval(solved_at, seed=seed)
-    return {"value": float(np.mean(values)), "spread": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "ci95": [low, high], "interval": "percentile bootstrap over tasks, 2000 resamples",
-            "solved_within_100": sum(s is not None for s in solved_at) / len(solved_at), "per_fold": per_fold}
+    every = auccess_figures([outcome["solved_at"] for outcome in outcomes], seed)  # its interval and solved share over every task
+    return {**every, "value": float(np.mean(values)), "spread": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "interval": BOOTSTRAP, "per_fold": per_fold}
 
 
 def env_description() -> dict[str, Any]:
