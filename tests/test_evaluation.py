@@ -145,3 +145,37 @@ def test_an_env_without_a_goal_has_no_mpc_evaluation():
 
     with pytest.raises(ValueError, match="clevrer is a video environment: it has no goal to reach"):
         evaluate("random", "clevrer", EvalSettings(episodes=1))
+
+
+def test_a_cpu_rolls_candidates_out_in_chunks_side_by_side_to_the_numbers_of_one_call():
+    """The latent controller splits a plan's candidates into chunks over threads: each candidate's prediction,
+    its gradient (for gd) and its dtype under autocast (bf16) are those of one call, and torch's threads are restored."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from wmbench.eval.controllers import CPU_ROLLOUT_CHUNK, rollout_in_chunks
+    from wmbench.testing import TinyWorldModel
+
+    model = TinyWorldModel(image_size=16, history=3, action_dim=2).eval()
+    candidates = 2 * CPU_ROLLOUT_CHUNK + 7  # two full chunks and a short one
+    starts = torch.randn(candidates, 3, *model.meta.latent_shape)
+    blocks = torch.rand(candidates, 8, model.meta.block_size) * 2 - 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            assert torch.allclose(rollout_in_chunks(model, starts, blocks), model.rollout(starts, blocks), atol=1e-6)
+        assert torch.get_num_threads() == 2
+        linear = torch.nn.Linear(model.meta.block_size, 4)
+        bare = SimpleNamespace(rollout=lambda starts, blocks: linear(blocks))  # under autocast a Linear's output is bf16
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            assert rollout_in_chunks(bare, starts, blocks).dtype == torch.bfloat16
+        gradients = []
+        for rollout in (rollout_in_chunks, lambda m, s, b: m.rollout(s, b)):
+            actions = blocks.clone().requires_grad_(True)
+            rollout(model, starts, actions).square().sum().backward()
+            gradients.append(actions.grad)
+        assert gradients[0].abs().sum() > 0 and torch.allclose(*gradients, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ their next ``horizon`` action blocks, ``[B, H, action_block * action_dim]`` env 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ from wmbench.protocol import ORACLE
 from wmbench.world_model import WorldModel, squared_l2_to_goal
 
 ORACLE_RESOLUTION = 64  # the oracle and random controllers do not look at pixels; frames are only drawn for videos
+# Candidates per rollout call on a CPU: a plan's 15,000 in one call spill their activations out of the caches,
+# while chunks of 1,024 stay in them (the shipped LeWM: 1.5x faster, the same bits)
+CPU_ROLLOUT_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ class LatentController(Controller):
         def cost(actions: torch.Tensor) -> torch.Tensor:  # [B, N, H, D] env actions in [-1, 1] -> [B, N]
             batch, samples, horizon, size = actions.shape
             flat = lambda x: x.unsqueeze(1).expand(batch, samples, *x.shape[1:]).reshape(batch * samples, *x.shape[1:])
-            predicted = model.rollout(flat(latents), self._blocks(flat(past), actions.reshape(batch * samples, horizon, size)))
+            starts, blocks = flat(latents), self._blocks(flat(past), actions.reshape(batch * samples, horizon, size))
+            predicted = rollout_in_chunks(model, starts, blocks) if self.device.type == "cpu" else model.rollout(starts, blocks)
             return self.cost(predicted, flat(goals)).reshape(batch, samples)
 
         return cost
@@ -137,6 +142,30 @@ class LatentController(Controller):
 
     def describe_planner(self) -> dict[str, Any]:
         return self.planner.config()
+
+
+def rollout_in_chunks(model: WorldModel, starts: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """``model.rollout`` of many candidates on a CPU: in chunks of ``CPU_ROLLOUT_CHUNK``, one Python thread per torch
+    thread, each computing its chunks with one torch thread. A chunk's small operations split poorly across cores; whole
+    chunks side by side keep every core busy (1.25x faster than two torch threads per chunk on the shipped LeWM), and
+    each row's numbers are the same either way."""
+    chunks = list(zip(starts.split(CPU_ROLLOUT_CHUNK), blocks.split(CPU_ROLLOUT_CHUNK)))
+    threads = torch.get_num_threads()
+    if threads == 1 or len(chunks) == 1:
+        return torch.cat([model.rollout(*chunk) for chunk in chunks])
+    # grad mode and autocast are per thread: the workers take the caller's
+    grad, autocast = torch.is_grad_enabled(), torch.is_autocast_enabled("cpu")
+
+    def roll(chunk):
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.get_autocast_dtype("cpu"), enabled=autocast):
+            return model.rollout(*chunk)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return torch.cat(list(pool.map(roll, chunks)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 class SimulatorController(Controller):
