@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import platform
 from typing import Any
 
@@ -31,6 +33,27 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work, so that a timer around it measures the work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# glibc's mallopt parameters (malloc.h) and the values planning wants: keep up to 1 GiB of freed memory, grow the heap
+# 64 MiB at a time, and serve blocks up to 32 MiB (the largest glibc allows) from the heap rather than from fresh mappings
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+KEPT_FREE_BYTES, HEAP_GROWTH_BYTES, LARGEST_HEAP_BLOCK_BYTES = 1 << 30, 64 << 20, 32 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Ask the C allocator (glibc) to keep freed memory for reuse instead of returning it to the kernel at once.
+
+    A plan allocates and frees tensors of a few MB at every iteration. By default glibc hands such blocks back
+    and the next iteration faults in fresh zeroed pages: 44k page faults in a 50-episode CEM plan, a third of
+    its planner time. Kept, the pages are reused (no faults). Process-wide and harmless for the rest of the run;
+    returns False where the C library is not glibc (nothing changes there).
+    """
+    if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    settings = ((M_TRIM_THRESHOLD, KEPT_FREE_BYTES), (M_TOP_PAD, HEAP_GROWTH_BYTES), (M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES))
+    return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

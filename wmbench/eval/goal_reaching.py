@@ -32,7 +32,7 @@ import torch
 
 import wmbench
 from wmbench.data.evalset import EvalSet, draw_pairs, load_eval_set
-from wmbench.devices import device_info, resolve_device, synchronize
+from wmbench.devices import device_info, keep_freed_memory, resolve_device, synchronize
 from wmbench.envs import ENVS, goal_env
 from wmbench.eval.controllers import (Controller, ExpertController, LatentController, PlanRequest, RandomController,
                                       SimulatorController)
@@ -165,6 +165,7 @@ def run_mpc(env_name: str, controller: Controller, settings: EvalSettings, evals
             videos: int = 0, progress: bool = True, plan_view: bool = False) -> MPCRun:
     """Run every episode to success or budget; with ``plan_view``, keep what the model predicted for each video
     episode's executed plans (a ``LatentController`` only)."""
+    keep_freed_memory()  # each plan iteration's tensors reuse the last one's pages
     batch = EpisodeBatch(env_name, evalset, pairs, controller, videos, plan_view and isinstance(controller, LatentController))
     controller.begin(batch.goal_frames)
     device = controller.device
