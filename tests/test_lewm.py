@@ -105,6 +105,22 @@ def test_rollout_is_causal_in_the_action_blocks():
             assert not torch.allclose(before[:, first_affected], after[:, first_affected])
 
 
+@pytest.mark.parametrize("history", [1, 3])
+def test_rollout_predicts_what_predict_gives_on_each_sliding_window(history):
+    """The rollout computes each block's modulation and each latent's projection once and only the newest token in
+    the last layer: its predictions must be those of the teacher-forced predictor on every window."""
+    model = tiny_model(history=history)
+    latents = model.encode(torch.randint(0, 256, (4, history, 3, 32, 32), dtype=torch.uint8))
+    actions = torch.randn(4, history + 5, 10)
+    with torch.no_grad():
+        rolled = model.rollout(latents, actions)
+        window, expected = latents, []
+        for k in range(5):
+            expected.append(model.predict(window, actions[:, k : k + history])[:, -1])
+            window = torch.cat([window[:, 1:], expected[-1][:, None]], dim=1)
+    assert torch.allclose(rolled, torch.stack(expected, dim=1), atol=1e-5)
+
+
 def test_export_round_trip_gives_the_same_outputs(tmp_path):
     model = tiny_model(history=2)
     export(model, tmp_path / "lewm.wmb", horizon=5)

@@ -32,8 +32,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * heads * head_dim)
         self.out = nn.Linear(heads * head_dim, dim)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, causal: bool = False, newest_only: bool = False) -> torch.Tensor:
+        """Self-attention over ``x`` [B, L, dim]; ``newest_only``: only the last token's output [B, 1, dim], which under
+        a causal mask attends every token."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # 3 x [B, heads, L, dim/heads]
+        if newest_only:
+            q, causal = q[:, :, -1:], False
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal)
         return self.out(x.transpose(1, 2).flatten(2))  # [B, L, heads * head_dim] -> [B, L, dim]
 
@@ -71,8 +75,16 @@ class PredictorBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].bias)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(condition).chunk(6, dim=-1)
-        x = x + gate1 * self.drop(self.attention(self.norm1(x) * (1 + scale1) + shift1, causal=True))
+        return self.modulated(x, self.modulation(condition))
+
+    def modulated(self, x: torch.Tensor, modulation: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """The block on tokens ``x`` [B, L, dim] with their conditions' modulation [B, L, 6 * dim] already computed;
+        ``newest_only``: return only the last token's output [B, 1, dim] (the others are then only keys and values)."""
+        shift1, scale1, gate1, shift2, scale2, gate2 = modulation.chunk(6, dim=-1)
+        attended = self.attention(self.norm1(x) * (1 + scale1) + shift1, causal=True, newest_only=newest_only)
+        if newest_only:
+            x, shift2, scale2, gate1, gate2 = x[:, -1:], shift2[:, -1:], scale2[:, -1:], gate1[:, -1:], gate2[:, -1:]
+        x = x + gate1 * self.drop(attended)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
@@ -174,13 +186,25 @@ class LeWM(nn.Module):
 
     def rollout(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """latents [B, T, D], blocks [B, T + K, block] -> the K latents after the history, predicted
-        autoregressively on a sliding window of the last T latents."""
-        window, frames, predicted = latents, latents.shape[1], []
+        autoregressively on a sliding window of the last T latents.
+
+        The same computation as ``predict`` on each window, without its repeats: a block's modulation in
+        every layer and a latent's input projection are computed once, not once per window they are in,
+        and the last layer carries only the newest token, the one prediction read (1.4x fewer FLOPs
+        at history 3 and 5 steps). Positions are the window's, so a token's keys change as the window
+        slides and cannot be cached."""
+        frames, layers = latents.shape[1], len(self.predictor)
+        condition = self.action_embedding(actions)
+        modulations = [block.modulation(condition) for block in self.predictor]  # each [B, T + K, 6 * dim]
+        tokens, predicted = list(self.predictor_in(latents).unbind(1)), []
         for k in range(actions.shape[1] - frames):
             # the window holds frames k .. k + T - 1; their blocks predict frame k + T
-            following = self.predict(window, actions[:, k : k + frames])[:, -1:]
+            x = torch.stack(tokens[k : k + frames], dim=1) + self.time_position[:, :frames]
+            for i, block in enumerate(self.predictor):
+                x = block.modulated(x, modulations[i][:, k : k + frames], newest_only=i == layers - 1)
+            following = self.predictor_out(self.predictor_norm(x))
             predicted.append(following)
-            window = torch.cat([window[:, 1:], following], dim=1)
+            tokens.append(self.predictor_in(following[:, 0]))
         return torch.cat(predicted, dim=1)
 
     def loss(self, pixels: torch.Tensor, blocks: torch.Tensor, train: dict) -> dict[str, torch.Tensor]:
