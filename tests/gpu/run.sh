@@ -22,19 +22,5 @@ python3 -m pytest -q -p no:cacheprovider tests/gpu --junitxml="$out/gpu-tests.xm
 tests_status=${PIPESTATUS[0]}
 python3 -m pytest -q -p no:cacheprovider -m benchmark tests/benchmarks/test_bench_planning.py 2>&1 | tee "$out/gpu-bench.log"
 bench_status=${PIPESTATUS[0]}
-python3 - "$out" "$tests_status" "$bench_status" <<'PY'
-import json, sys, xml.etree.ElementTree as ET
-from pathlib import Path
-import torch
-out, tests_status, bench_status = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-root = ET.parse(out / "gpu-tests.xml").getroot()
-suite = root if root.tag == "testsuite" else root.find("testsuite")
-cases = {case.get("name"): ("failed" if case.find("failure") is not None or case.find("error") is not None
-                            else "skipped" if case.find("skipped") is not None else "passed") for case in suite.iter("testcase")}
-benchmarks = {path.stem: json.loads(path.read_text()) for path in sorted(Path("tests/benchmarks/results").glob("test_*plan*.json"))}
-record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-          "tests": cases, "tests_exit_status": tests_status, "benchmarks": benchmarks, "benchmarks_exit_status": bench_status}
-(out / "gpu-check.json").write_text(json.dumps(record, indent=2) + "\n")
-print(f"wrote {out / 'gpu-check.json'}: {sum(v == 'passed' for v in cases.values())}/{len(cases)} CUDA tests passed, benchmarks exit {bench_status}")
-PY
+python3 tests/gpu/record.py "$out" "$tests_status" "$bench_status"
 exit $(( tests_status || bench_status ))
