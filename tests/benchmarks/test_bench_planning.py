@@ -322,3 +322,53 @@ def test_planner_overhead_batched_against_sequential(report):
     assert torch.equal(batched, alone), "a batched plan must equal the plans made one episode at a time"
     assert speedup >= 2.0, f"batched {batched_s:.2f} s against {alone_s:.2f} s one at a time: {speedup:.2f}x < 2x"
     assert overhead < 0.10, f"the planner spent {100 * overhead:.0f}% of a plan outside the tiny model's cost"
+
+
+def test_lewm_rollout_against_predicting_each_window(report):
+    """The LeWM cpu config's rollout, which computes each block's modulation and each latent's projection once and
+    carries only the newest token through the last layer, against the plain definition (``predict`` on each
+    sliding window), on the 1,024 candidates of one CPU rollout chunk, one thread. FLOPs are counted for both."""
+    import tomllib
+    from pathlib import Path
+
+    from baselines.lewm.model import LeWM
+
+    config = tomllib.loads((Path(__file__).parents[2] / "baselines/lewm/configs/cpu.toml").read_text())
+    torch.manual_seed(0)
+    model = LeWM.from_config(config, dict(image_size=64, history=HISTORY, action_block=5, action_dim=2)).eval()
+    for block in model.predictor:  # trained-like modulation (AdaLN-zero starts at zero)
+        torch.nn.init.normal_(block.modulation[1].weight, std=0.02)
+    latents, blocks = torch.randn(1024, HISTORY, 64), torch.rand(1024, HISTORY + HORIZON, ACTION_BLOCK) * 2 - 1
+
+    def windows():
+        window, predicted = latents, []
+        for k in range(HORIZON):
+            predicted.append(model.predict(window, blocks[:, k : k + HISTORY])[:, -1:])
+            window = torch.cat([window[:, 1:], predicted[-1]], dim=1)
+        return torch.cat(predicted, dim=1)
+
+    def best_of_3(fn):
+        return min(timed(fn)[1] for _ in range(3))
+
+    def flops(fn):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return counter.get_total_flops()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            rollout = lambda: model.rollout(latents, blocks)
+            difference = (rollout() - windows()).abs().max().item()
+            rollout_s, windows_s = best_of_3(rollout), best_of_3(windows)
+            rollout_flops, windows_flops = flops(rollout), flops(windows)
+    finally:
+        torch.set_num_threads(threads)
+    report({"device": "cpu (one core, one torch thread)", "model": "LeWM cpu config (random weights), history 3, 5 steps",
+            "candidates": 1024, "rollout_s": rollout_s, "predict_each_window_s": windows_s, "speedup": windows_s / rollout_s,
+            "rollout_flops": rollout_flops, "predict_each_window_flops": windows_flops, "flops_ratio": windows_flops / rollout_flops,
+            "max_difference": difference})
+    assert difference < 1e-4
+    assert windows_s / rollout_s > 1.0, f"the rollout ({rollout_s:.3f} s) is not faster than predicting each window ({windows_s:.3f} s)"
