@@ -235,3 +235,32 @@ def test_clear_errors():
         planner.plan(quadratic(inside_targets()), B, episode_ids=[0] * B)
     with pytest.raises(ValueError, match="cost_fn returned shape"):
         planner.plan(lambda a: a.sum(-1), B)
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
+def test_an_evaluation_keeps_freed_memory_so_plan_iterations_reuse_their_pages():
+    """``keep_freed_memory`` (called by every MPC evaluation) makes an iteration's temporaries reuse the last
+    one's pages: measured in fresh processes, CEM-sized arrays allocated and freed 30 times fault in a small
+    fraction of the pages they do under glibc's defaults."""
+    import subprocess
+    import sys
+
+    iterations = """
+import resource, sys, torch
+from wmbench.devices import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+candidates = torch.randn(50, 300, 5, 10)  # a 50-episode CEM iteration's candidates
+def iterate():
+    for _ in range(30):
+        clipped = (candidates * 2).clamp(-1, 1)
+        both = torch.cat([clipped, clipped - candidates])
+        del clipped, both
+iterate()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+iterate()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = {mode: int(subprocess.run([sys.executable, "-c", iterations, mode], capture_output=True, text=True, check=True).stdout)
+              for mode in ("keep", "default")}
+    assert faults["keep"] * 10 < faults["default"], faults
