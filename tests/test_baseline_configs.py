@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from baselines.cjepa import CJEPA
 from baselines.lewm import LeWM
 from baselines.pldm import PLDM
 from baselines.training import tomllib
 
-MODELS = {"lewm": LeWM, "pldm": PLDM}
+MODELS = {"cjepa": CJEPA, "lewm": LeWM, "pldm": PLDM}
 CONFIGS = sorted(Path(__file__).parents[1].glob("baselines/*/configs/*.toml"))
 
 
@@ -29,5 +30,5 @@ def test_config_builds_its_model(path):
         assert config["train"]["batch_size"] == 128 and config["train"]["bf16"] and config["data"]["frameskip"] == 5
 
 
-def test_both_baselines_have_a_cpu_and_a_paper_config():
-    assert {f"{path.parents[1].name}/{path.stem}" for path in CONFIGS} >= {"lewm/cpu", "lewm/paper", "pldm/cpu", "pldm/paper"}
+def test_every_baseline_has_a_cpu_and_a_paper_config():
+    assert {f"{path.parents[1].name}/{path.stem}" for path in CONFIGS} >= {f"{name}/{kind}" for name in MODELS for kind in ("cpu", "paper")}

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.cjepa import CJEPA
 from baselines.lewm import LeWM
 from baselines.pldm import PLDM
 from baselines.training import tomllib
@@ -179,6 +180,7 @@ REFERENCE_MODELS = {  # name -> (model, rollout horizon to export, an operator t
     "lewm-cpu": (lambda: baseline(LeWM, "cpu"), 2, "aten.scaled_dot_product_attention.default"),
     "lewm-paper": (lambda: baseline(LeWM, "paper"), 1, "aten.scaled_dot_product_attention.default"),
     "pldm-cpu": (lambda: baseline(PLDM, "cpu"), 2, "aten.group_norm.default"),
+    "cjepa-cpu": (lambda: baseline(CJEPA, "cpu"), 2, "aten.amin.default"),  # its slot-order-free cost
     "tiny": (lambda: TinyWorldModel(history=2), 2, "aten.conv2d.default"),
     "tiny-with-cost": (lambda: TinyWorldModelWithCost(history=2), 2, "aten.pow.Tensor_Scalar"),
     "multihead-attention": (MultiheadAttentionModel, 2, "aten.triu.default"),

@@ -1,0 +1,217 @@
+"""The C-JEPA baseline: object masking, the model's protocol and export, and a few training steps end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from baselines.cjepa import CJEPA, draw_masked_slots, object_mask
+from baselines.cjepa import train as cjepa_train
+from baselines.training import tomllib
+from wmbench.checkpoint import export, load_model
+
+CONFIGS = Path(__file__).parents[1] / "baselines" / "cjepa" / "configs"
+
+# ----------------------------------------------------------------------------------------------
+# object masking
+
+
+def test_masking_keeps_each_slots_anchor_and_masks_whole_trajectories():
+    torch.manual_seed(0)
+    chosen = draw_masked_slots(batch=64, slots=5, count=2, device="cpu")
+    assert chosen.shape == (64, 5) and (chosen.sum(dim=1) == 2).all()
+    assert chosen.any(dim=0).all()  # every slot index gets drawn somewhere in the batch
+    masked = object_mask(chosen, history=3, future=2)  # [B, 5 frames, S]
+    assert masked.shape == (64, 5, 5)
+    assert not masked[:, 0].any()  # the first frame of every slot is its anchor
+    assert torch.equal(masked[:, 1], chosen) and torch.equal(masked[:, 2], chosen)  # the chosen slots' whole history after it
+    assert masked[:, 3:].all()  # every slot of the frames to predict is a query
+
+
+def test_oc_jepa_masks_only_the_frames_to_predict():
+    masked = object_mask(draw_masked_slots(batch=8, slots=4, count=0, device="cpu"), history=3, future=1)
+    assert not masked[:, :3].any() and masked[:, 3].all()
+
+
+# ----------------------------------------------------------------------------------------------
+# the model
+
+TINY = dict(
+    channels=[8, 8], slots=3, slot_dim=8, slot_iterations=2, slot_hidden=16, decoder_channels=8, decoder_grid=4,
+    reconstruction_size=16, predictor_layers=2, predictor_heads=2, predictor_dim=16,
+)
+TRAIN = dict(mask_slots=1, reconstruction_weight=1.0)
+
+
+def tiny_model(history: int = 2) -> CJEPA:
+    torch.manual_seed(0)
+    return CJEPA(image_size=32, history=history, action_block=5, action_dim=2, **TINY).eval()
+
+
+def random_pixels(batch: int, frames: int) -> torch.Tensor:
+    return torch.randint(0, 256, (batch, frames, 3, 32, 32), dtype=torch.uint8)
+
+
+def test_model_shapes_and_parameter_count():
+    model = tiny_model(history=2)
+    latents = model.encode(random_pixels(3, 2))
+    assert latents.shape == (3, 2, 3, 8) and model.meta.latent_shape == (3, 8)
+    masked = object_mask(draw_masked_slots(3, 3, 1, "cpu"), history=2, future=1)
+    assert model.predict(latents, torch.randn(3, 2, 10), masked).shape == (3, 3, 3, 8)
+    predicted = model.rollout(latents, torch.randn(3, 2 + 4, 10))
+    assert predicted.shape == (3, 4, 3, 8)
+    assert model.cost(predicted, latents[:, -1]).shape == (3,)
+    assert model.decoder(latents.flatten(0, 1)).shape == (6, 3, 16, 16)
+    counts = model.parameter_summary()
+    assert counts["total"] == sum(p.numel() for p in model.parameters()) == counts["encoder"] + counts["decoder"] + counts["predictor"]
+
+
+def test_a_masked_slot_is_predicted_from_its_anchor_alone():
+    model = tiny_model(history=3)
+    latents = model.encode(random_pixels(2, 3))
+    chosen = torch.tensor([[False, True, False]] * 2)
+    masked = object_mask(chosen, history=3, future=1)
+    blocks = torch.randn(2, 3, 10)
+    changed = latents.clone()
+    changed[:, 1:, 1] += 1.0  # the masked slot after its anchor: the predictor must not see it
+    assert torch.equal(model.predict(latents, blocks, masked), model.predict(changed, blocks, masked))
+    changed[:, 0, 1] += 1.0  # its anchor is seen
+    assert not torch.allclose(model.predict(latents, blocks, masked), model.predict(changed, blocks, masked))
+
+
+def test_the_encoder_learns_from_the_reconstruction_only():
+    model = tiny_model(history=2).train()
+    losses = model.loss(random_pixels(4, 3), torch.randn(4, 3, 10), {**TRAIN, "reconstruction_weight": 0.0})
+    assert set(losses) == {"loss", "future", "masked_history", "reconstruction"}
+    losses["loss"].backward()
+    assert not any(p.grad.any() for p in model.encoder.parameters())  # the slots are detached for the predictor
+    assert model.slot_in.weight.grad.abs().sum() > 0
+
+
+def test_rollout_is_causal_in_the_action_blocks():
+    model = tiny_model(history=2)
+    latents = model.encode(random_pixels(2, 2))
+    actions = torch.randn(2, 2 + 5, 10)
+    before = model.rollout(latents, actions)
+    for changed in range(1, 7):  # block 1 (T - 1) is the first planned one; block T + K - 1 conditions nothing
+        later = actions.clone()
+        later[:, changed] += 1.0
+        after = model.rollout(latents, later)
+        first_affected = changed - 1  # prediction k depends on blocks up to T - 1 + k
+        assert torch.equal(before[:, :first_affected], after[:, :first_affected])
+        if first_affected < 5:
+            assert not torch.allclose(before[:, first_affected], after[:, first_affected])
+
+
+def test_cost_is_invariant_to_the_order_of_the_slots():
+    model = tiny_model()
+    predicted, goal = torch.randn(4, 5, 3, 8), torch.randn(4, 3, 8)
+    cost = model.cost(predicted, goal)
+    assert torch.allclose(model.cost(predicted, goal[:, [2, 0, 1]]), cost)
+    assert torch.allclose(model.cost(predicted[:, :, [1, 2, 0]], goal), cost)
+    assert torch.equal(model.cost(goal[:, None].expand(-1, 5, -1, -1), goal), torch.zeros(4))
+    assert (cost > 0).all()
+
+
+def test_export_round_trip_gives_the_same_outputs(tmp_path):
+    model = tiny_model(history=2)
+    export(model, tmp_path / "cjepa.wmb", horizon=5)
+    loaded = load_model(tmp_path / "cjepa.wmb")
+    pixels, actions = random_pixels(4, 2), torch.randn(4, 2 + 5, 10)
+    with torch.no_grad():
+        latents = model.encode(pixels)
+        assert torch.allclose(loaded.encode(pixels), latents, atol=1e-5)
+        predicted = model.rollout(latents, actions)
+        assert torch.allclose(loaded.rollout(latents, actions), predicted, atol=1e-5)
+        assert torch.allclose(loaded.cost(predicted, latents[:, -1]), model.cost(predicted, latents[:, -1]), atol=1e-5)
+    assert loaded.meta == model.meta
+
+
+def test_the_configs_build_and_oc_jepa_differs_only_in_masking():
+    configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in ("cpu", "cpu-no-mask", "paper")}
+    for config in configs.values():
+        data = config["data"]
+        facts = dict(image_size=data["resolution"], history=data["history"], action_block=data["frameskip"], action_dim=2)
+        assert CJEPA.from_config(config, facts).parameter_summary()["total"] > 0
+    with_mask, without_mask = configs["cpu"], configs["cpu-no-mask"]
+    assert with_mask["train"]["mask_slots"] > 0 and without_mask["train"]["mask_slots"] == 0
+    without_mask["train"]["mask_slots"] = with_mask["train"]["mask_slots"]
+    assert without_mask == with_mask
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+CONFIG = """
+[data]
+dataset = "tiny-pusht-v0"
+resolution = 32
+history = 2
+predictions = 1
+frameskip = 5
+val_fraction = 0.25
+workers = 0
+
+[model]
+channels = [8, 8]
+slots = 3
+slot_dim = 8
+slot_iterations = 2
+slot_hidden = 16
+decoder_channels = 8
+decoder_grid = 4
+reconstruction_size = 16
+predictor_layers = 2
+predictor_heads = 2
+predictor_dim = 16
+
+[train]
+steps = 20
+batch_size = 32
+lr = 3e-3
+weight_decay = 1e-3
+grad_clip = 1.0
+mask_slots = 1
+reconstruction_weight = 1.0
+bf16 = true
+val_every = 10
+val_batches = 2
+checkpoint_every = 10
+log_every = 1
+seed = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_pusht_root, tmp_path_factory):
+    """20 training steps on ``tiny-pusht-v0`` (``tests/conftest.py``)."""
+    out = tmp_path_factory.mktemp("cjepa-run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINARI_DATASETS_PATH", str(tiny_pusht_root))
+        config = out / "cjepa.toml"
+        config.write_text(CONFIG)
+        assert cjepa_train.main(["--config", str(config), "--out", str(out), "--device", "cpu"]) == 0
+        yield out
+
+
+def test_training_lowers_the_loss(trained):
+    summary = json.loads((trained / "train.json").read_text())
+    curve = summary["curve"]
+    assert len(curve) == 20 and all(math.isfinite(point["loss"]) for point in curve)
+    assert set(curve[0]) == {"step", "loss", "future", "masked_history", "reconstruction"}
+    early, late = (sum(point["loss"] for point in points) / 5 for points in (curve[:5], curve[-5:]))
+    assert late < 0.7 * early, (early, late)
+    assert summary["final_val_loss"]["step"] == 20 and summary["parameters"]["total"] > 0
+
+
+def test_the_exported_model_runs_through_wmbench_eval(trained, tmp_path):
+    from wmbench.cli import main
+
+    arguments = ["eval", "--model", str(trained / "model.wmb"), "--env", "pusht", "--episodes", "2"]
+    assert main([*arguments, "--samples", "40", "--iterations", "2", "--out", str(tmp_path)]) == 0
+    results = list(tmp_path.rglob("results.json"))
+    assert len(results) == 1 and len(json.loads(results[0].read_text())["episodes"]) == 2
