@@ -1,5 +1,6 @@
-"""The GPU check's script on a CPU: it refuses to run without a GPU, and its JSON reads pytest's report and the
-planning benchmarks' figures right, so a lent GPU's few minutes are not lost to a bug after the CUDA calls."""
+"""The GPU check on a CPU: its script refuses to run without a GPU, its JSON reads pytest's report and the
+benchmarks' figures right, and its training benchmark runs, so a lent GPU's few minutes are not lost to a bug
+after the CUDA calls."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_run_sh_refuses_a_machine_without_a_gpu_in_one_line(tmp_path):
     assert not (tmp_path / "out" / "gpu-check.json").exists()
 
 
-def test_the_record_has_each_tests_outcome_and_only_the_planning_benchmarks(tmp_path):
+def test_the_record_has_each_tests_outcome_and_only_the_planning_and_training_benchmarks(tmp_path):
     (tmp_path / "gpu-tests.xml").write_text(
         '<testsuites><testsuite name="pytest" tests="3">'
         '<testcase classname="tests.gpu.test_cuda" name="test_a"/>'
@@ -37,8 +38,20 @@ def test_the_record_has_each_tests_outcome_and_only_the_planning_benchmarks(tmp_
     results.mkdir()
     planning = {"benchmark": "tests/benchmarks/test_bench_planning.py::test_round", "speedup": 25.0}
     (results / "test_round.json").write_text(json.dumps(planning))
+    training = {"benchmark": "tests/benchmarks/test_bench_training.py::test_lewm_training_throughput", "samples_per_s": 900.0}
+    (results / "test_lewm_training_throughput.json").write_text(json.dumps(training))
     (results / "test_decode.json").write_text(json.dumps({"benchmark": "tests/benchmarks/test_bench_datasets.py::test_decode"}))
     checked = record.gpu_check(tmp_path, 0, 1, {"device": "NVIDIA H100 80GB HBM3"}, results)
     assert checked["tests"] == {"test_a": "passed", "test_b": "failed", "test_c": "skipped"}
-    assert checked["benchmarks"] == {"test_round": planning}
+    assert checked["benchmarks"] == {"test_round": planning, "test_lewm_training_throughput": training}
     assert (checked["device"], checked["tests_exit_status"], checked["benchmarks_exit_status"]) == ("NVIDIA H100 80GB HBM3", 0, 1)
+
+
+def test_the_training_throughput_benchmark_runs_its_steps_on_the_cpu():
+    """The GPU check's training benchmark (paper config, bf16, on CUDA) with the cpu config and tiny sizes: the same code."""
+    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "tests/benchmarks/test_bench_training.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures = bench.training_throughput("cpu", batch=2, steps=2, warmup=1, device=torch.device("cpu"))
+    assert figures["losses_finite"] and figures["samples_per_s"] > 0 and figures["parameters"] == 1_852_032
+    assert (figures["frames"], figures["resolution"], figures["bf16"]) == (4, 64, False)

@@ -1,7 +1,8 @@
-"""The one JSON of ``tests/gpu/run.sh``: the device, each CUDA test's outcome and every planning benchmark's figures.
+"""The one JSON of ``tests/gpu/run.sh``: the device, each CUDA test's outcome and the figures of every planning and
+training benchmark.
 
 ``python tests/gpu/record.py OUT_DIR TESTS_STATUS BENCHMARKS_STATUS`` reads ``OUT_DIR/gpu-tests.xml`` (pytest's
-JUnit report) and the planning benchmarks' JSONs, and writes ``OUT_DIR/gpu-check.json``.
+JUnit report) and the benchmarks' JSONs, and writes ``OUT_DIR/gpu-check.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 BENCHMARK_RESULTS = Path("tests/benchmarks/results")
-PLANNING_BENCHMARKS = "tests/benchmarks/test_bench_planning.py"
+GPU_BENCHMARKS = ("tests/benchmarks/test_bench_planning.py", "tests/benchmarks/test_bench_training.py")
 
 
 def test_outcomes(junit_xml: Path) -> dict[str, str]:
@@ -28,15 +29,15 @@ def test_outcomes(junit_xml: Path) -> dict[str, str]:
     return {case.get("name"): outcome(case) for case in suite.iter("testcase")}
 
 
-def planning_figures(results: Path) -> dict[str, dict]:
-    """Each planning benchmark's JSON, by test name."""
+def benchmark_figures(results: Path) -> dict[str, dict]:
+    """Each planning and training benchmark's JSON, by test name."""
     figures = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
-    return {f["benchmark"].split("::")[-1]: f for f in figures if f.get("benchmark", "").startswith(PLANNING_BENCHMARKS)}
+    return {f["benchmark"].split("::")[-1]: f for f in figures if f.get("benchmark", "").startswith(GPU_BENCHMARKS)}
 
 
 def gpu_check(out: Path, tests_status: int, benchmarks_status: int, device: dict, results: Path = BENCHMARK_RESULTS) -> dict:
     return {**device, "tests": test_outcomes(out / "gpu-tests.xml"), "tests_exit_status": tests_status,
-            "benchmarks": planning_figures(results), "benchmarks_exit_status": benchmarks_status}
+            "benchmarks": benchmark_figures(results), "benchmarks_exit_status": benchmarks_status}
 
 
 def main(argv: list[str]) -> None:
