@@ -49,7 +49,7 @@ def keep_freed_memory() -> bool:
     its planner time. Kept, the pages are reused (no faults). Process-wide and harmless for the rest of the run;
     returns False where the C library is not glibc (nothing changes there).
     """
-    if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     settings = ((M_TRIM_THRESHOLD, KEPT_FREE_BYTES), (M_TOP_PAD, HEAP_GROWTH_BYTES), (M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES))

@@ -21,6 +21,10 @@ numbers, already normalized by the model's ``action_mean`` / ``action_std``):
 
 This is the shape of the training windows ``wmbench.data.WindowDataset`` yields (``history +
 predictions`` frames, one action block after each), so a model trained on them fits as is.
+
+Each row of a batch is independent, and on a CPU the planner calls ``rollout`` from several threads
+at once on disjoint rows (``wmbench/eval/controllers.py``). An exported checkpoint is stateless,
+but a research-code model must keep its ``rollout`` free of state it writes.
 """
 
 from __future__ import annotations
