@@ -215,3 +215,16 @@ def test_the_exported_model_runs_through_wmbench_eval(trained, tmp_path):
     assert main([*arguments, "--samples", "40", "--iterations", "2", "--out", str(tmp_path)]) == 0
     results = list(tmp_path.rglob("results.json"))
     assert len(results) == 1 and len(json.loads(results[0].read_text())["episodes"]) == 2
+
+
+def test_slot_latents_run_through_the_clevrer_scene_evaluation():
+    """``wmbench clevrer eval`` on [B, T, S, D] latents: the prediction error by horizon and the probes read the slots."""
+    pytest.importorskip("mujoco", reason="CLEVRER needs the 'clevrer' extra")
+    from wmbench.eval.videos import evaluate_scenes
+
+    torch.manual_seed(0)
+    model = CJEPA(image_size=32, history=2, action_block=8, action_dim=4, **TINY).eval()
+    report = evaluate_scenes(model, videos=5, horizons=2)
+    assert [row["horizon"] for row in report["prediction_error"]] == [1, 2]
+    assert all(math.isfinite(row["error"]) for row in report["prediction_error"])
+    assert all(math.isfinite(report["probe"][key]) for key in ("position_rmse", "velocity_rmse"))
