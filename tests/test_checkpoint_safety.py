@@ -232,8 +232,10 @@ def test_the_readme_example_exports_to_allowed_operators(tmp_path, monkeypatch):
     assert "aten.avg_pool2d.default" in allowed_operators(tmp_path / "my-model.wmb")
 
 
-def test_the_shipped_checkpoint_calls_only_allowed_operators():
-    assert "aten.dropout.default" in allowed_operators(ROOT / "baselines/lewm/checkpoints/pusht-cpu.wmb")  # switched off
+@pytest.mark.parametrize(("checkpoint", "characteristic"), [("lewm/checkpoints/pusht-cpu.wmb", "aten.dropout.default"),  # switched off
+                                                             ("pldm/checkpoints/pusht-cpu.wmb", "aten.group_norm.default")])
+def test_the_shipped_checkpoints_call_only_allowed_operators(checkpoint, characteristic):
+    assert characteristic in allowed_operators(ROOT / "baselines" / checkpoint)
 
 
 def test_the_allowlist_names_only_operators_that_exist_and_take_no_storage_or_generator():
