@@ -92,19 +92,9 @@ def test_the_encoder_learns_from_the_reconstruction_only():
     assert model.slot_in.weight.grad.abs().sum() > 0
 
 
-def test_rollout_is_causal_in_the_action_blocks():
+def test_rollout_is_causal_in_the_action_blocks(check_causal_rollout):
     model = tiny_model(history=2)
-    latents = model.encode(random_pixels(2, 2))
-    actions = torch.randn(2, 2 + 5, 10)
-    before = model.rollout(latents, actions)
-    for changed in range(1, 7):  # block 1 (T - 1) is the first planned one; block T + K - 1 conditions nothing
-        later = actions.clone()
-        later[:, changed] += 1.0
-        after = model.rollout(latents, later)
-        first_affected = changed - 1  # prediction k depends on blocks up to T - 1 + k
-        assert torch.equal(before[:, :first_affected], after[:, :first_affected])
-        if first_affected < 5:
-            assert not torch.allclose(before[:, first_affected], after[:, first_affected])
+    check_causal_rollout(model, model.encode(random_pixels(2, 2)), steps=5)
 
 
 def test_cost_is_invariant_to_the_order_of_the_slots():
@@ -187,15 +177,9 @@ seed = 0
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_pusht_root, tmp_path_factory):
+def trained(tiny_pusht_root, train_tiny):
     """20 training steps on ``tiny-pusht-v0`` (``tests/conftest.py``)."""
-    out = tmp_path_factory.mktemp("cjepa-run")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(tiny_pusht_root))
-        config = out / "cjepa.toml"
-        config.write_text(CONFIG)
-        assert cjepa_train.main(["--config", str(config), "--out", str(out), "--device", "cpu"]) == 0
-        yield out
+    return train_tiny(cjepa_train.main, CONFIG, tiny_pusht_root)
 
 
 def test_training_lowers_the_loss(trained):
