@@ -217,7 +217,8 @@ def colored_noise(normal: EpisodeNoise, samples: int, horizon: int, size: int, b
 
 def take(candidates: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``candidates[b, index[b, k]]`` for every episode b: ``[B, N, H, D]``, ``[B, K]`` -> ``[B, K, H, D]``."""
-    return torch.take_along_dim(candidates, index[:, :, None, None], dim=1)
+    # gather, not take_along_dim: that one first wraps negative indices, a pass topk's indices do not need
+    return torch.gather(candidates, 1, index[:, :, None, None].expand(-1, -1, *candidates.shape[2:]))
 
 
 class Planner:
