@@ -89,7 +89,7 @@ def test_the_encoder_learns_from_the_reconstruction_only():
     assert set(losses) == {"loss", "future", "masked_history", "reconstruction"}
     losses["loss"].backward()
     assert not any(p.grad.any() for p in model.encoder.parameters())  # the slots are detached for the predictor
-    assert model.slot_in.weight.grad.abs().sum() > 0
+    assert model.predictor.slot_in.weight.grad.abs().sum() > 0
 
 
 def test_rollout_is_causal_in_the_action_blocks(check_causal_rollout):

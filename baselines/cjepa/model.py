@@ -134,6 +134,36 @@ class SlotDecoder(nn.Module):
         return (colors * alphas.softmax(dim=1)).sum(dim=1)
 
 
+class SlotPredictor(nn.Module):
+    """C-JEPA's predictor: a bidirectional transformer over every slot of every frame and one action token per frame."""
+
+    def __init__(self, slot_dim: int, slots: int, block_size: int, layers: int, heads: int, dim: int, max_frames: int):
+        super().__init__()
+        # slot tokens and action tokens, each with its time (and slot or type) embedding
+        self.slot_in = nn.Linear(slot_dim, dim)
+        self.action_in = nn.Sequential(nn.Linear(block_size, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.time_position = nn.Parameter(0.02 * torch.randn(max_frames, 1, dim))  # [W, 1, P]: on every slot
+        self.slot_position = nn.Parameter(0.02 * torch.randn(slots, dim))
+        self.action_type = nn.Parameter(0.02 * torch.randn(dim))
+        self.mask_embedding = nn.Parameter(0.02 * torch.randn(dim))
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, slot_dim)
+
+    def forward(self, history: torch.Tensor, blocks: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """As ``CJEPA.predict``."""
+        frames, slots = masked.shape[1], history.shape[2]
+        observed = self.slot_in(history)  # [B, H, S, P]
+        queries = observed[:, :1] + self.mask_embedding  # each slot's first frame is its identity anchor
+        tokens = torch.cat([observed, queries.expand(-1, frames - history.shape[1], -1, -1)], dim=1)
+        tokens = torch.where(masked[..., None], queries, tokens) + self.time_position[:frames] + self.slot_position
+        actions = self.action_in(blocks) + self.time_position[: frames - 1, 0] + self.action_type  # [B, W - 1, P]
+        x = torch.cat([tokens.flatten(1, 2), actions], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(x[:, : frames * slots])).unflatten(1, (frames, slots))
+
+
 class CJEPA(nn.Module):
     """C-JEPA with the sizes of a config's ``[model]`` table; ``history``, ``action_block`` (the
     dataset's frameskip), ``action_dim`` and the action statistics come from the data."""
@@ -179,18 +209,8 @@ class CJEPA(nn.Module):
         self.encoder = SlotEncoder(image_size, channels, slots, slot_dim, slot_iterations, slot_hidden)
         self.decoder = SlotDecoder(slot_dim, decoder_channels, decoder_grid, reconstruction_size)
 
-        # predictor: slot tokens and action tokens, each with its time (and slot or type) embedding
-        self.slot_in = nn.Linear(slot_dim, predictor_dim)
-        self.action_in = nn.Sequential(
-            nn.Linear(action_block * action_dim, predictor_dim), nn.SiLU(), nn.Linear(predictor_dim, predictor_dim)
-        )
-        self.time_position = nn.Parameter(0.02 * torch.randn(max_frames or history + 1, 1, predictor_dim))  # [W, 1, P]: on every slot
-        self.slot_position = nn.Parameter(0.02 * torch.randn(slots, predictor_dim))
-        self.action_type = nn.Parameter(0.02 * torch.randn(predictor_dim))
-        self.mask_embedding = nn.Parameter(0.02 * torch.randn(predictor_dim))
-        self.predictor = nn.ModuleList(EncoderBlock(predictor_dim, predictor_heads) for _ in range(predictor_layers))
-        self.predictor_norm = nn.LayerNorm(predictor_dim)
-        self.predictor_out = nn.Linear(predictor_dim, slot_dim)
+        self.predictor = SlotPredictor(slot_dim, slots, action_block * action_dim, predictor_layers, predictor_heads, predictor_dim,
+                                       max_frames or history + 1)
 
     @classmethod
     def from_config(cls, config: dict, facts: dict) -> CJEPA:
@@ -208,16 +228,7 @@ class CJEPA(nn.Module):
         """The slots of a window of W frames, predicted at every token [B, W, S, D] (read where ``masked``),
         from the slots of its first H frames [B, H, S, D], the block after each frame but the last
         [B, W - 1, block] and where the predictor sees a query instead of a slot, [B or 1, W, S] (``object_mask``)."""
-        frames, slots = masked.shape[1], history.shape[2]
-        observed = self.slot_in(history)  # [B, H, S, P]
-        queries = observed[:, :1] + self.mask_embedding  # each slot's first frame is its identity anchor
-        tokens = torch.cat([observed, queries.expand(-1, frames - history.shape[1], -1, -1)], dim=1)
-        tokens = torch.where(masked[..., None], queries, tokens) + self.time_position[:frames] + self.slot_position
-        actions = self.action_in(blocks) + self.time_position[: frames - 1, 0] + self.action_type  # [B, W - 1, P]
-        x = torch.cat([tokens.flatten(1, 2), actions], dim=1)
-        for block in self.predictor:
-            x = block(x)
-        return self.predictor_out(self.predictor_norm(x[:, : frames * slots])).unflatten(1, (frames, slots))
+        return self.predictor(history, blocks, masked)
 
     def rollout(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """slots [B, T, S, D], blocks [B, T + K, block] -> the K frames' slots after the history [B, K, S, D],

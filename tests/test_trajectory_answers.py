@@ -1,0 +1,143 @@
+"""CLEVRER questions answered through object trajectories: the collision reader, the predicted annotation, the two
+reference models, and C-JEPA's predictor on true states (``baselines/cjepa/states.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wmbench.data.clevrer_videos import generate
+from wmbench.envs.clevrer.annotations import PREDICTIVE_FRAMES
+from wmbench.eval.trajectory_answers import (
+    CONTACT_RADII,
+    CONTACT_TOLERANCE,
+    ObjectTracks,
+    Resimulation,
+    VelocityExtrapolation,
+    answer_by_trajectories,
+    detect_collisions,
+    predicted_annotation,
+)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clevrer") / "videos"
+    generate(2, out, seed=7, workers=1, resolution=(16, 24), progress=False)
+    return out
+
+
+def annotation(folder, index=0) -> dict:
+    return json.loads((folder / "annotations" / f"annotation_{index:05d}.json").read_text())
+
+
+def head_on(frames: int = 40, speed: float = 0.05) -> np.ndarray:
+    """Two spheres on the x axis that meet at frame 20 and part again: positions [frames, 2, 2]."""
+    reach = 2 * CONTACT_RADII["sphere"]
+    distance = reach + np.abs(np.arange(frames) - 20) * 2 * speed
+    return np.stack([np.stack([-distance / 2, np.zeros(frames)], -1), np.stack([distance / 2, np.zeros(frames)], -1)], axis=1)
+
+
+def test_a_collision_is_read_once_where_the_footprints_meet_and_again_only_after_they_part():
+    positions = head_on()
+    frames_within = np.flatnonzero(np.linalg.norm(positions[:, 0] - positions[:, 1], axis=-1) - 2 * CONTACT_RADII["sphere"] <= CONTACT_TOLERANCE)
+    assert detect_collisions(positions, ("sphere", "sphere")) == [{"object_ids": [0, 1], "frame_id": int(frames_within[0])}]
+    twice = np.concatenate([positions, positions])  # they part by 2 m in between: a second collision
+    assert [c["frame_id"] for c in detect_collisions(twice, ("sphere", "sphere"), first_frame=100)] == [100 + frames_within[0], 140 + frames_within[0]]
+    assert detect_collisions(positions, ("sphere", "sphere"), absent=frozenset([1])) == []
+
+
+def test_tracks_read_the_annotation_and_the_reference_models_continue_them(generated):
+    truth = annotation(generated)
+    tracks = ObjectTracks.from_annotation(truth)
+    objects = len(truth["object_property"])
+    assert tracks.position.shape == (128, objects, 2) and tracks.velocity.shape == (128, objects, 2) and tracks.yaw.shape == (128, objects)
+    assert tracks.position[5, 1].tolist() == truth["motion_trajectory"][5]["objects"][1]["location"][:2]
+
+    future = VelocityExtrapolation().continue_scene(tracks, PREDICTIVE_FRAMES)
+    assert future.shape == (PREDICTIVE_FRAMES, objects, 2)
+    np.testing.assert_allclose(future[-1] - future[-2], future[1] - future[0], atol=1e-12)  # straight lines at constant speed
+
+    # the simulator re-run from the tracks' first frame retraces the observed video
+    resimulated = Resimulation().without(tracks, removed=0)
+    assert resimulated.shape == tracks.position.shape
+    again = Resimulation().continue_scene(tracks, 4)
+    assert again.shape == (4, objects, 2) and np.isfinite(again).all()
+
+
+def test_the_predicted_annotation_replaces_only_the_future_and_the_counterfactuals(generated):
+    truth = annotation(generated)
+    predicted = predicted_annotation(truth, Resimulation())
+    for key in ("object_property", "motion_trajectory", "collision", "events"):
+        assert predicted[key] == truth[key]  # perception is the annotation's
+    assert predicted["predictive"]["frames"] == truth["predictive"]["frames"]
+    assert all(c["frame_id"] >= 128 for c in predicted["predictive"]["collision"])
+    assert [entry["removed_object_id"] for entry in predicted["counterfactual"]] == list(range(len(truth["object_property"])))
+    for entry in predicted["counterfactual"]:
+        assert all(entry["removed_object_id"] not in c["object_ids"] for c in entry["collision"])
+    assert annotation(generated) == truth  # the input is not modified
+
+
+def test_answering_scores_every_question_type_and_perception_answers_the_descriptive_ones(generated):
+    report = answer_by_trajectories(generated, VelocityExtrapolation())
+    assert report["videos"] == 2 and report["model"] == "velocity extrapolation"
+    by_type = report["score"]["by_type"]
+    assert by_type["descriptive"]["per_question"] == 1.0  # they ask about the observed video, whose annotation is read as is
+    assert all(0 <= by_type[t]["per_option"] <= 1 for t in by_type)
+    assert answer_by_trajectories(generated, VelocityExtrapolation(), videos=1)["videos"] == 1
+
+
+def test_cjepa_state_predictor_trains_and_answers(generated, tmp_path):
+    from baselines.cjepa.states import FEATURES, STRIDE, StateSlotDynamics, load_tracks, main, slots, train, windows_of
+
+    tracks = load_tracks(generated)
+    scale = np.ones(4)
+    video = slots(tracks[0], scale)
+    objects = tracks[0].position.shape[1]
+    assert video.shape == (128, 6, FEATURES) and (video[:, :objects, 0] == 1).all() and (video[:, objects:] == 0).all()
+    assert windows_of([video], history=4).shape == (STRIDE * (128 // STRIDE - 4), 5, 6, FEATURES)
+
+    settings = argparse.Namespace(history=4, layers=1, heads=2, dim=32, steps=30, batch_size=16, lr=1e-3, seed=0, mask_slots=1)
+    torch.manual_seed(0)
+    model = train(tracks, settings)
+    batch = torch.from_numpy(windows_of([slots(t, model.scale.numpy()) for t in tracks], 4)[:64])
+    assert model.loss(batch, mask_slots=1).item() < 1.0  # standardized motion: an untrained predictor's error is about 1 or more
+
+    dynamics = StateSlotDynamics(model, "cjepa")
+    future = dynamics.continue_scene(tracks[0], PREDICTIVE_FRAMES)
+    assert future.shape == (PREDICTIVE_FRAMES, objects, 2) and np.isfinite(future).all()
+    without = dynamics.without(tracks[0], removed=0)
+    assert without.shape == tracks[0].position.shape
+    np.testing.assert_array_equal(without[: 3 * STRIDE + 1], tracks[0].position[: 3 * STRIDE + 1])  # the context is observed
+    absent = model.rollout(torch.zeros(1, 4, 6, FEATURES), 3)
+    assert (absent == 0).all()  # an absent slot stays absent
+
+    out = tmp_path / "run"
+    assert main(["--train", str(generated), "--test", str(generated), "--out", str(out), "--steps", "5", "--layers", "1", "--dim", "32"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {"C-JEPA predictor on true states", "velocity extrapolation", "resimulation"} <= report.keys()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--mask-slots", "9"], "--mask-slots"),
+    (["--lr", "nan"], "--lr"),
+    (["--heads", "3"], "does not divide --dim"),
+    (["--test", "nowhere"], "no questions.json"),
+])
+def test_cjepa_state_script_refuses_bad_input_in_one_line(generated, tmp_path, capsys, arguments, message):
+    from baselines.cjepa.states import main
+
+    defaults = {"--train": str(generated), "--test": str(generated), "--out": str(tmp_path / "run")}
+    given = dict(zip(arguments[::2], arguments[1::2]))
+    argv = [item for key, value in {**defaults, **given}.items() for item in (key, value)]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's refusal
+        code = stop.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
