@@ -141,3 +141,15 @@ def test_cjepa_state_script_refuses_bad_input_in_one_line(generated, tmp_path, c
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_bounds_command_adds_the_trajectory_references_when_asked(generated, capsys):
+    from wmbench.cli import main
+
+    assert main(["clevrer", "bounds", "--generated", str(generated), "--trajectories"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for reference in ("velocity_extrapolation", "resimulation"):
+        assert printed[reference]["descriptive"] == {"per_option": 1.0, "per_question": 1.0}
+        assert set(printed[reference]) == set(printed["ground_truth"])
+    assert main(["clevrer", "bounds", "--generated", str(generated)]) == 0
+    assert "resimulation" not in json.loads(capsys.readouterr().out)

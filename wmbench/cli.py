@@ -487,7 +487,7 @@ def cmd_clevrer_score(args) -> None:
 def cmd_clevrer_bounds(args) -> None:
     from wmbench.eval.question_bounds import bounds
 
-    print(json.dumps(bounds(args.generated), indent=2))
+    print(json.dumps(bounds(args.generated, trajectories=args.trajectories), indent=2))
 
 
 def cmd_phyre_eval(args) -> None:
@@ -779,6 +779,9 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.set_defaults(run=cmd_clevrer_score)
     reference = clevrer_commands.add_parser("bounds", help="the scorer's floor (most frequent answer, random choice) and ceiling (the ground truth), by question type")
     reference.add_argument("--generated", type=Path, required=True, help="the folder `wmbench clevrer generate` wrote")
+    reference.add_argument("--trajectories", action="store_true",
+                           help="add the floor and ceiling of answering through object trajectories (velocity extrapolation, "
+                                "re-simulation; about 2 s per video)")
     reference.set_defaults(run=cmd_clevrer_bounds)
     scene_eval = clevrer_commands.add_parser("eval", help="a world model on passive videos: latent prediction error by horizon, linear probes")
     scene_eval.add_argument("--model", required=True, help="a wmbench checkpoint taking CLEVRER frames and 4-d actions")

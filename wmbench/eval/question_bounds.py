@@ -11,6 +11,9 @@ ground truth     every answer computed by running the question's program on the 
                  annotation: the ceiling, 100% when questions and annotations agree
 ===============  ==============================================================================
 
+With ``trajectories``, the floor and ceiling of answering through predicted object trajectories
+(``trajectory_answers.py``): velocity extrapolation (no interactions) and re-simulation.
+
     bounds("clevrer_test")  # the folder `wmbench clevrer generate` wrote
 """
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wmbench.envs.clevrer.questions import answer_text, execute
+from wmbench.eval.trajectory_answers import Resimulation, VelocityExtrapolation, trajectory_predictions
 from wmbench.eval.videos import load_questions, score
 
 
@@ -69,8 +73,11 @@ def ground_truth_predictions(videos: list[dict], annotations: dict[int, dict]) -
     return predictions
 
 
-def bounds(generated: str | Path | None = None, *, videos: list[dict] | None = None, annotations: dict[int, dict] | None = None) -> dict:
-    """The three references by question type (per option and per question): of a ``generate`` folder, or of ``videos`` and ``annotations``."""
+def bounds(generated: str | Path | None = None, *, videos: list[dict] | None = None, annotations: dict[int, dict] | None = None,
+           trajectories: bool = False) -> dict:
+    """The three references by question type (per option and per question): of a ``generate`` folder, or of ``videos`` and
+    ``annotations``. ``trajectories`` adds the two references of answering through object trajectories
+    (``trajectory_answers.py``): velocity extrapolation and re-simulation (about 2 s per video)."""
     if generated is not None:
         generated = Path(generated)
         videos = json.loads((generated / "questions.json").read_text())
@@ -82,7 +89,11 @@ def bounds(generated: str | Path | None = None, *, videos: list[dict] | None = N
         return {t: {"per_option": r["per_option"], "per_question": r["per_question"]} for t, r in
                 {**report["by_type"], "overall": report["overall"]}.items()}
 
-    return {"questions": Counter(q["question_type"] for q in questions),
-            "most_frequent": table(score(videos, most_frequent_predictions(questions))),
-            "random": random_expectation(questions),
-            "ground_truth": table(score(videos, ground_truth_predictions(videos, annotations)))}
+    references = {"questions": Counter(q["question_type"] for q in questions),
+                  "most_frequent": table(score(videos, most_frequent_predictions(questions))),
+                  "random": random_expectation(questions),
+                  "ground_truth": table(score(videos, ground_truth_predictions(videos, annotations)))}
+    if trajectories:
+        for key, model in (("velocity_extrapolation", VelocityExtrapolation()), ("resimulation", Resimulation())):
+            references[key] = table(score(videos, trajectory_predictions(videos, annotations, model)))
+    return references

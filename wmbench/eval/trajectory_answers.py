@@ -148,15 +148,21 @@ def answers(questions: list[dict], annotation: Mapping[str, Any]) -> dict[str, A
     return predictions
 
 
+def trajectory_predictions(videos: list[dict], annotations: Mapping[int, Mapping[str, Any]], model: TrajectoryModel) -> dict[str, Any]:
+    """Every question of ``videos`` (entries of a questions.json) answered through ``model``'s trajectories."""
+    predictions: dict[str, Any] = {}
+    for video in videos:
+        predictions.update(answers(video["questions"], predicted_annotation(annotations[video["scene_index"]], model)))
+    return predictions
+
+
 def answer_by_trajectories(generated: str | Path, model: TrajectoryModel, videos: int | None = None) -> dict[str, Any]:
     """Score ``model`` on the questions of a ``wmbench clevrer generate`` folder (its first ``videos`` videos, default all)."""
     generated = Path(generated)
     chosen = json.loads((generated / "questions.json").read_text())[:videos]
-    predictions: dict[str, Any] = {}
-    for video in chosen:
-        annotation = json.loads((generated / "annotations" / f"annotation_{video['scene_index']:05d}.json").read_text())
-        predictions.update(answers(video["questions"], predicted_annotation(annotation, model)))
-    return {"model": model.name, "videos": len(chosen), "score": score(chosen, predictions)}
+    annotations = {v["scene_index"]: json.loads((generated / "annotations" / f"annotation_{v['scene_index']:05d}.json").read_text())
+                   for v in chosen}
+    return {"model": model.name, "videos": len(chosen), "score": score(chosen, trajectory_predictions(chosen, annotations, model))}
 
 
 class VelocityExtrapolation:
