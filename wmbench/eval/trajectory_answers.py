@@ -64,7 +64,6 @@ CONTACT_TOLERANCE = 0.02  # m
 class ObjectTracks:
     """The objects of one video and their motion on the table over its observed frames."""
 
-    scene_index: int
     properties: tuple[dict, ...]  # annotation["object_property"]: object_id, color, material, shape
     position: np.ndarray  # [F, S, 2] m, the centers (x, y)
     velocity: np.ndarray  # [F, S, 2] m/s
@@ -78,7 +77,7 @@ class ObjectTracks:
         velocity = np.array([[o["velocity"][:2] for o in ordered(f)] for f in frames], np.float64)
         orientation = np.array([[o["orientation"] for o in ordered(f)] for f in frames], np.float64)
         properties = tuple(sorted(annotation["object_property"], key=lambda o: o["object_id"]))
-        return cls(int(annotation["scene_index"]), properties, position, velocity, quaternion_yaw(orientation))
+        return cls(properties, position, velocity, quaternion_yaw(orientation))
 
     @property
     def shapes(self) -> tuple[str, ...]:
