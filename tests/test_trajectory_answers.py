@@ -165,3 +165,13 @@ def test_the_bounds_command_adds_the_trajectory_references_when_asked(generated,
         assert set(printed[reference]) == set(printed["ground_truth"])
     assert main(["clevrer", "bounds", "--generated", str(generated)]) == 0
     assert "resimulation" not in json.loads(capsys.readouterr().out)
+
+
+def test_the_collision_reader_agrees_with_the_simulator_on_true_trajectories():
+    from wmbench.eval.trajectory_answers import reader_agreement
+
+    agreement = reader_agreement(seed=7, scenes=range(1000, 1005))
+    # 40 scenes: 177 of 201 found, 12 extra; these five hold 22 collisions, 21 found and 1 extra
+    assert agreement["found"] >= 0.8 * agreement["simulator_collisions"] > 0
+    assert agreement["extra"] <= 0.2 * agreement["found"]
+    assert 0 <= agreement["mean_frames_early"] <= 2
