@@ -240,8 +240,10 @@ def test_clear_errors():
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
 def test_an_evaluation_keeps_freed_memory_so_plan_iterations_reuse_their_pages():
     """``keep_freed_memory`` (called by every MPC evaluation) makes an iteration's temporaries reuse the last
-    one's pages: measured in fresh processes, CEM-sized arrays allocated and freed 30 times fault in a small
-    fraction of the pages they do under glibc's defaults."""
+    one's pages: in a fresh process, CEM-sized arrays allocated and freed 30 times fault in under a tenth of
+    the pages they allocate. glibc's defaults faulted in about all of them (110k) in one measurement and none
+    in another (its mmap threshold adapts), so they are printed, not compared."""
+    import resource
     import subprocess
     import sys
 
@@ -263,4 +265,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
     faults = {mode: int(subprocess.run([sys.executable, "-c", iterations, mode], capture_output=True, text=True, check=True).stdout)
               for mode in ("keep", "default")}
-    assert faults["keep"] * 10 < faults["default"], faults
+    allocated_pages = 30 * 5 * 50 * 300 * 5 * 10 * 4 // resource.getpagesize()  # 5 candidate-sized float32 temporaries per iteration
+    print(f"page faults over 30 iterations: {faults} of {allocated_pages} pages allocated")
+    assert faults["keep"] < allocated_pages / 10, faults
