@@ -96,9 +96,12 @@ COLLECTION = ["collect", "--env", "pusht", "--episodes", "60", "--steps", "40", 
 
 def _start_collection(datasets_root: Path, episodes_wanted: int, name: str = "killed-v0"):
     """Start a 2-worker collection in a subprocess and wait until a few episodes are on disk."""
+    # Ctrl-C as in a terminal: a child inherits an ignored SIGINT, and this test process may ignore it (a
+    # fresh clone's run once collected all 60 episodes through the SIGINT sent below)
     process = subprocess.Popen([sys.executable, "-m", "wmbench.cli", *COLLECTION, "--out", name],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "MINARI_DATASETS_PATH": str(datasets_root)})
+                               env={**os.environ, "MINARI_DATASETS_PATH": str(datasets_root)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     episodes = datasets_root / storage.PARTIAL_DIR / name / "episodes"
     deadline = time.time() + 60
     while len(list(episodes.glob("*.h5"))) < episodes_wanted:
