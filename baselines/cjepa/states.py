@@ -47,6 +47,7 @@ from torch import nn
 
 from baselines.cjepa.model import SlotPredictor, draw_masked_slots, object_mask
 from wmbench.cli import SEED, whole_number
+from wmbench.data.clevrer_videos import read_generated
 from wmbench.envs.clevrer.questions import MATERIALS, SHAPES
 from wmbench.envs.clevrer.scene import MAX_OBJECTS
 from wmbench.eval.trajectory_answers import FRAME_TIME, ObjectTracks, Resimulation, VelocityExtrapolation, answer_by_trajectories
@@ -71,9 +72,7 @@ def slots(tracks: ObjectTracks, scale: np.ndarray) -> np.ndarray:
 
 
 def load_tracks(generated: Path) -> list[ObjectTracks]:
-    videos = json.loads((generated / "questions.json").read_text())
-    return [ObjectTracks.from_annotation(json.loads((generated / "annotations" / f"annotation_{v['scene_index']:05d}.json").read_text()))
-            for v in videos]
+    return [ObjectTracks.from_annotation(annotation) for annotation in read_generated(generated)[1].values()]
 
 
 class StateSlotPredictor(nn.Module):

@@ -61,6 +61,13 @@ def paths(out: Path, index: int) -> dict[str, Path]:
     }
 
 
+def read_generated(out: str | Path, videos: int | None = None) -> tuple[list[dict], dict[int, dict]]:
+    """The first ``videos`` entries (default all) of a generated folder's questions.json, and their annotations by scene index."""
+    out = Path(out)
+    chosen = json.loads((out / "questions.json").read_text())[:videos]
+    return chosen, {v["scene_index"]: json.loads(paths(out, v["scene_index"])["annotation"].read_text()) for v in chosen}
+
+
 def make_video(out: Path, index: int, seed: int, resolution: tuple[int, int]) -> dict[str, float]:
     """Write video ``index``'s three files; returns the seconds each stage took."""
     files, timings = paths(out, index), {}

@@ -19,12 +19,12 @@ With ``trajectories``, the floor and ceiling of answering through predicted obje
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from wmbench.envs.clevrer.questions import answer_text, execute
+from wmbench.data.clevrer_videos import read_generated
+from wmbench.envs.clevrer.questions import answer_all
 from wmbench.eval.trajectory_answers import Resimulation, VelocityExtrapolation, trajectory_predictions
 from wmbench.eval.videos import load_questions, score
 
@@ -62,15 +62,7 @@ def random_expectation(questions: list[dict]) -> dict[str, dict[str, float]]:
 
 def ground_truth_predictions(videos: list[dict], annotations: dict[int, dict]) -> dict[str, Any]:
     """Each question answered by running its programs on its video's annotation."""
-    predictions = {}
-    for video in videos:
-        annotation = annotations[video["scene_index"]]
-        for q in video["questions"]:
-            if "choices" in q:
-                predictions[q["question_id"]] = {c["choice_id"]: "correct" if execute(c["program"], annotation) else "wrong" for c in q["choices"]}
-            else:
-                predictions[q["question_id"]] = answer_text(execute(q["program"], annotation))
-    return predictions
+    return {qid: prediction for video in videos for qid, prediction in answer_all(video["questions"], annotations[video["scene_index"]]).items()}
 
 
 def bounds(generated: str | Path | None = None, *, videos: list[dict] | None = None, annotations: dict[int, dict] | None = None,
@@ -79,10 +71,7 @@ def bounds(generated: str | Path | None = None, *, videos: list[dict] | None = N
     ``annotations``. ``trajectories`` adds the two references of answering through object trajectories
     (``trajectory_answers.py``): velocity extrapolation and re-simulation (about 2 s per video)."""
     if generated is not None:
-        generated = Path(generated)
-        videos = json.loads((generated / "questions.json").read_text())
-        annotations = {v["scene_index"]: json.loads((generated / "annotations" / f"annotation_{v['scene_index']:05d}.json").read_text())
-                       for v in videos}
+        videos, annotations = read_generated(generated)
     questions = load_questions(videos)
 
     def table(report: dict) -> dict:

@@ -38,8 +38,6 @@ count (``reader_agreement(seed=7, scenes=range(1000, 1040))``). Models:
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +45,12 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from wmbench.data.clevrer_videos import read_generated, scene_seed
 from wmbench.envs.clevrer.annotations import PREDICTIVE_FRAMES
 from wmbench.envs.clevrer.physics import SEPARATION, quaternion_yaw, simulate
+from wmbench.envs.clevrer.questions import answer_all
 from wmbench.envs.clevrer.sampler import sample_scene
-from wmbench.envs.clevrer.questions import ProgramError, answer_text, execute
-from wmbench.envs.clevrer.scene import CUBE_HALF_EDGE, RADIUS, DURATION, FRAMES, Scene, SceneObject
-from wmbench.data.clevrer_videos import scene_seed
+from wmbench.envs.clevrer.scene import CUBE_HALF_EDGE, DURATION, FRAMES, RADIUS, Scene, SceneObject
 from wmbench.eval.videos import score
 
 FRAME_TIME = DURATION / FRAMES  # s between two frames of a video
@@ -142,48 +140,28 @@ def predicted_annotation(annotation: Mapping[str, Any], model: TrajectoryModel) 
     """The video's annotation with its predictive window and its counterfactuals replaced by what ``model`` predicts."""
     observed = ObjectTracks.from_annotation(annotation)
     frames = len(observed.position)
-    predicted = copy.deepcopy(dict(annotation))
     future = model.continue_scene(observed, PREDICTIVE_FRAMES)
     # the window starts at the last observed frame, so a contact already under way there is not new
     window = detect_collisions(np.concatenate([observed.position[-1:], future]), observed.shapes, first_frame=frames - 1)
-    predicted["predictive"] = {"frames": [frames, frames + PREDICTIVE_FRAMES], "collision": [c for c in window if c["frame_id"] >= frames],
-                               "events": []}
-    predicted["counterfactual"] = [
-        {"removed_object_id": removed, "collision": detect_collisions(model.without(observed, removed), observed.shapes, frozenset([removed]))}
-        for removed in range(len(observed.shapes))
-    ]
-    return predicted
-
-
-def answers(questions: list[dict], annotation: Mapping[str, Any]) -> dict[str, Any]:
-    """Each question of one video answered by running its programs on ``annotation`` (a program that cannot run: no answer)."""
-    predictions: dict[str, Any] = {}
-    for question in questions:
-        try:
-            if "choices" in question:
-                predictions[question["question_id"]] = {c["choice_id"]: "correct" if execute(c["program"], annotation) else "wrong"
-                                                        for c in question["choices"]}
-            else:
-                predictions[question["question_id"]] = answer_text(execute(question["program"], annotation))
-        except ProgramError:
-            pass
-    return predictions
+    return {**annotation,
+            "predictive": {"frames": [frames, frames + PREDICTIVE_FRAMES], "collision": [c for c in window if c["frame_id"] >= frames],
+                           "events": []},
+            "counterfactual": [{"removed_object_id": removed,
+                                "collision": detect_collisions(model.without(observed, removed), observed.shapes, frozenset([removed]))}
+                               for removed in range(len(observed.shapes))]}
 
 
 def trajectory_predictions(videos: list[dict], annotations: Mapping[int, Mapping[str, Any]], model: TrajectoryModel) -> dict[str, Any]:
     """Every question of ``videos`` (entries of a questions.json) answered through ``model``'s trajectories."""
     predictions: dict[str, Any] = {}
     for video in videos:
-        predictions.update(answers(video["questions"], predicted_annotation(annotations[video["scene_index"]], model)))
+        predictions.update(answer_all(video["questions"], predicted_annotation(annotations[video["scene_index"]], model)))
     return predictions
 
 
 def answer_by_trajectories(generated: str | Path, model: TrajectoryModel, videos: int | None = None) -> dict[str, Any]:
     """Score ``model`` on the questions of a ``wmbench clevrer generate`` folder (its first ``videos`` videos, default all)."""
-    generated = Path(generated)
-    chosen = json.loads((generated / "questions.json").read_text())[:videos]
-    annotations = {v["scene_index"]: json.loads((generated / "annotations" / f"annotation_{v['scene_index']:05d}.json").read_text())
-                   for v in chosen}
+    chosen, annotations = read_generated(generated, videos)
     return {"model": model.name, "videos": len(chosen), "score": score(chosen, trajectory_predictions(chosen, annotations, model))}
 
 

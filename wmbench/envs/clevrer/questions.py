@@ -304,6 +304,22 @@ def _try_run(program: list[str], video: _Video) -> Any:
         return None
 
 
+def answer_all(questions: list[dict], annotation: Mapping[str, Any]) -> dict[str, Any]:
+    """The predictions of one video's questions, each by running its programs on ``annotation``: an answer text, or
+    ``{choice_id: "correct" | "wrong"}``. A question whose program cannot run on it gets none."""
+    video, predictions = _Video(annotation), {}
+    for question in questions:
+        try:
+            if "choices" in question:
+                predictions[question["question_id"]] = {c["choice_id"]: "correct" if _run(c["program"], video) else "wrong"
+                                                        for c in question["choices"]}
+            else:
+                predictions[question["question_id"]] = answer_text(_run(question["program"], video))
+        except ProgramError:
+            pass
+    return predictions
+
+
 def answer_text(result: str | int | bool) -> str:
     """A descriptive answer as written in the questions: 'yes'/'no', a number, or an attribute word."""
     if isinstance(result, bool):
