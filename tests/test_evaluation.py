@@ -148,8 +148,10 @@ def test_an_env_without_a_goal_has_no_mpc_evaluation():
 
 
 def test_a_cpu_rolls_candidates_out_in_chunks_side_by_side_to_the_numbers_of_one_call():
-    """The latent controller splits a plan's candidates into chunks over threads: each candidate's prediction,
-    its gradient (for gd) and its dtype under autocast (bf16) are those of one call, and torch's threads are restored."""
+    """The latent controller splits a plan's candidates into chunks over threads: each candidate's prediction is that
+    of one call over all of them within float32's own rounding (MKL's products may round differently with another
+    batch size or buffer alignment, so not bit for bit); its gradient (for gd) and its dtype under autocast (bf16) are
+    those of one call, and torch's threads are restored."""
     from types import SimpleNamespace
 
     import torch
@@ -165,8 +167,12 @@ def test_a_cpu_rolls_candidates_out_in_chunks_side_by_side_to_the_numbers_of_one
     torch.set_num_threads(2)
     try:
         with torch.no_grad():
-            assert torch.allclose(rollout_in_chunks(model, starts, blocks), model.rollout(starts, blocks), atol=1e-6)
-        assert torch.get_num_threads() == 2
+            chunked, whole = rollout_in_chunks(model, starts, blocks), model.rollout(starts, blocks)
+            assert torch.get_num_threads() == 2
+            exact = model.double().rollout(starts.double(), blocks.double())
+            model.float()
+        # chunks and one call differ by no more than twice what one call rounds away from float64
+        assert (chunked - whole).abs().max() <= 2 * (whole - exact).abs().max()
         linear = torch.nn.Linear(model.meta.block_size, 4)
         bare = SimpleNamespace(rollout=lambda starts, blocks: linear(blocks))  # under autocast a Linear's output is bf16
         with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():

@@ -148,7 +148,7 @@ def rollout_in_chunks(model: WorldModel, starts: torch.Tensor, blocks: torch.Ten
     """``model.rollout`` of many candidates on a CPU: in chunks of ``CPU_ROLLOUT_CHUNK``, one Python thread per torch
     thread, each computing its chunks with one torch thread. A chunk's small operations split poorly across cores; whole
     chunks side by side keep every core busy (1.25x faster than two torch threads per chunk on the shipped LeWM), and
-    each row's numbers are the same either way."""
+    each row's numbers are those of one call within float32's rounding."""
     chunks = list(zip(starts.split(CPU_ROLLOUT_CHUNK), blocks.split(CPU_ROLLOUT_CHUNK)))
     threads = torch.get_num_threads()
     if threads == 1 or len(chunks) == 1:
