@@ -253,13 +253,15 @@ class CJEPA(nn.Module):
         normalized action blocks [B, W, block], with the config's ``[train]`` ``mask_slots`` and ``reconstruction_weight``: the
         total under "loss", then each term."""
         history = self.meta.history
-        z = self.encode(pixels)
-        slots = z.detach()  # the encoder learns from the reconstruction only, as if frozen for the predictor
+        with torch.no_grad():  # the encoder learns from the reconstruction only, as if frozen for the predictor
+            slots = self.encode(pixels)
         batch, frames, slot_count = slots.shape[:3]
-        masked = object_mask(draw_masked_slots(batch, slot_count, train["mask_slots"], z.device), history, frames - history)
+        masked = object_mask(draw_masked_slots(batch, slot_count, train["mask_slots"], pixels.device), history, frames - history)
         predicted = self.predict(slots[:, :history], blocks[:, : frames - 1], masked)
-        reconstructed = self.decoder(z.flatten(0, 1))
-        target = F.adaptive_avg_pool2d(pixels.flatten(0, 1).float() / 127.5 - 1, reconstructed.shape[-1])
+        # one random frame of each window is reconstructed: in expectation the gradient of all of them, at 1/W of the cost
+        shown = pixels[torch.arange(batch, device=pixels.device), torch.randint(frames, (batch,), device=pixels.device)]
+        reconstructed = self.decoder(self.encode(shown[:, None])[:, 0])
+        target = F.adaptive_avg_pool2d(shown.float() / 127.5 - 1, reconstructed.shape[-1])
         with torch.autocast(pixels.device.type, enabled=False):  # the terms in float32, even under the loop's bf16 autocast
             errors = (predicted.float() - slots.float()).pow(2).mean(dim=-1)  # [B, W, S]
             masked_history = masked[:, :history].float()
