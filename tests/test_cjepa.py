@@ -212,3 +212,19 @@ def test_slot_latents_run_through_the_clevrer_scene_evaluation():
     assert [row["horizon"] for row in report["prediction_error"]] == [1, 2]
     assert all(math.isfinite(row["error"]) for row in report["prediction_error"])
     assert all(math.isfinite(report["probe"][key]) for key in ("position_rmse", "velocity_rmse"))
+
+
+def test_slot_latents_run_through_the_phyre_ranking(tmp_path):
+    """``wmbench phyre eval --agent world-model`` on a C-JEPA checkpoint: the probe reads every slot of the last
+    predicted frame, chained past the checkpoint's own horizon."""
+    from wmbench.cli import main
+
+    torch.manual_seed(0)
+    model = CJEPA(image_size=32, history=2, action_block=1, action_dim=3, name="tiny-cjepa-phyre", env="phyre", **TINY).eval()
+    checkpoint = export(model, tmp_path / "cjepa-phyre.wmb", horizon=2)
+    out = tmp_path / "wm.json"
+    argv = ["phyre", "eval", "--agent", "world-model", "--model", str(checkpoint), "--tasks", "2", "--candidates", "20",
+            "--probe-samples", "20", "--horizon", "3", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    settings = json.loads(out.read_text())["agent"]["settings"]
+    assert settings["probe"]["features"] == TINY["slots"] * TINY["slot_dim"] and settings["horizon"] == 3
