@@ -228,3 +228,34 @@ def test_slot_latents_run_through_the_phyre_ranking(tmp_path):
     assert main(argv) == 0
     settings = json.loads(out.read_text())["agent"]["settings"]
     assert settings["probe"]["features"] == TINY["slots"] * TINY["slot_dim"] and settings["horizon"] == 3
+
+
+def test_the_decoders_parts_make_up_its_frame():
+    model = tiny_model()
+    slots = model.encode(random_pixels(2, 1))[:, 0]
+    colors, shares = model.decoder.parts(slots)
+    assert colors.shape == (2, TINY["slots"], 3, 16, 16) and shares.shape == (2, TINY["slots"], 1, 16, 16)
+    assert torch.allclose(shares.sum(dim=1), torch.ones(2, 1, 16, 16)) and torch.allclose((colors * shares).sum(dim=1), model.decoder(slots))
+
+
+def test_the_slot_picture_of_a_training_checkpoint(trained, tmp_path, monkeypatch, tiny_pusht_root, capsys):
+    from baselines.cjepa import slots
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_pusht_root))
+    out = tmp_path / "slots.png"
+    assert slots.main([str(trained / "checkpoint.pt"), "--out", str(out), "--frames", "3"]) == 0
+    from PIL import Image
+
+    # 3 rows, each with the frame, the decoded frame and one picture per slot
+    with Image.open(out) as picture:
+        assert picture.height == 3 * (32 + 14 + 8) and picture.width == (2 + TINY["slots"]) * (32 + 4) + 4
+    assert "3 frames of tiny-pusht-v0, 3 slots" in capsys.readouterr().out
+
+    bad = tmp_path / "not-cjepa.pt"
+    torch.save({"config": {}, "model": {"weight": torch.zeros(1)}}, bad)
+    for argv, message in ((["missing.pt"], "does not exist"), ([str(bad)], "is not a C-JEPA training checkpoint"),
+                          ([str(trained / "checkpoint.pt"), "--frames", "0"], "must be at least 1")):
+        assert slots.main([*argv, "--out", str(out)]) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1
+    assert Image.open(out).height == 3 * (32 + 14 + 8)  # a refused run leaves the picture already written

@@ -127,11 +127,16 @@ class SlotDecoder(nn.Module):
             previous = channels
         self.layers = nn.Sequential(*layers, nn.Conv2d(previous, 4, kernel_size=3, padding=1))
 
-    def forward(self, slots: torch.Tensor) -> torch.Tensor:
-        """slots [N, S, D] -> the frame they reconstruct [N, 3, size, size]."""
+    def parts(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """slots [N, S, D] -> each slot's colors [N, S, 3, size, size] and its share of each pixel [N, S, 1, size, size]."""
         grids = slots.flatten(0, 1)[:, :, None, None] + self.position  # each slot broadcast on the grid: [N * S, D, grid, grid]
         colors, alphas = self.layers(grids).unflatten(0, slots.shape[:2]).split([3, 1], dim=2)
-        return (colors * alphas.softmax(dim=1)).sum(dim=1)
+        return colors, alphas.softmax(dim=1)
+
+    def forward(self, slots: torch.Tensor) -> torch.Tensor:
+        """slots [N, S, D] -> the frame they reconstruct [N, 3, size, size]."""
+        colors, shares = self.parts(slots)
+        return (colors * shares).sum(dim=1)
 
 
 class SlotPredictor(nn.Module):
