@@ -239,21 +239,22 @@ def test_the_decoders_parts_make_up_its_frame():
 
 
 def test_the_slot_picture_of_a_training_checkpoint(trained, tmp_path, monkeypatch, tiny_pusht_root, capsys):
+    from PIL import Image
+
     from baselines.cjepa import slots
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tiny_pusht_root))
     out = tmp_path / "slots.png"
     assert slots.main([str(trained / "checkpoint.pt"), "--out", str(out), "--frames", "3"]) == 0
-    from PIL import Image
-
     # 3 rows, each with the frame, the decoded frame and one picture per slot
     with Image.open(out) as picture:
         assert picture.height == 3 * (32 + 14 + 8) and picture.width == (2 + TINY["slots"]) * (32 + 4) + 4
     assert "3 frames of tiny-pusht-v0, 3 slots" in capsys.readouterr().out
 
-    bad = tmp_path / "not-cjepa.pt"
+    bad, garbage = tmp_path / "not-cjepa.pt", tmp_path / "garbage.pt"
     torch.save({"config": {}, "model": {"weight": torch.zeros(1)}}, bad)
-    for argv, message in ((["missing.pt"], "does not exist"), ([str(bad)], "is not a C-JEPA training checkpoint"),
+    garbage.write_bytes(b"not a checkpoint")
+    for argv, message in ((["missing.pt"], "does not exist"), ([str(bad)], "is not a C-JEPA training checkpoint"), ([str(garbage)], "error: "),
                           ([str(trained / "checkpoint.pt"), "--frames", "0"], "must be at least 1")):
         assert slots.main([*argv, "--out", str(out)]) == 2
         error = capsys.readouterr().err

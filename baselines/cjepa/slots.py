@@ -10,6 +10,7 @@ the whole of it, or one holds everything.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -75,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model, config = load_trained(args.checkpoint)
-    except (ValueError, RuntimeError, KeyError, OSError) as error:
+        data = config["data"]
+        windows = WindowDataset(data["dataset"], history=1, predictions=0, frameskip=data["frameskip"], resolution=data["resolution"], keys=("pixels",))
+    except (ValueError, RuntimeError, KeyError, OSError, pickle.UnpicklingError) as error:  # a foreign file, or its dataset not here
         print(f"error: {error}".splitlines()[0], file=sys.stderr)
         return 2
-    data = config["data"]
-    windows = WindowDataset(data["dataset"], history=1, predictions=0, frameskip=data["frameskip"], resolution=data["resolution"], keys=("pixels",))
     chosen = np.linspace(0, len(windows) - 1, args.frames).astype(int)
     rows = slot_rows(model, torch.stack([windows[int(i)]["pixels"][0] for i in chosen]))
     sheet = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
