@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.cjepa import CJEPA, draw_masked_slots, object_mask
+from baselines.cjepa import CJEPA, draw_masked_slots, object_mask, reconstruction_error
 from baselines.cjepa import train as cjepa_train
 from baselines.training import tomllib
 from wmbench.checkpoint import export, load_model
@@ -92,6 +92,19 @@ def test_the_encoder_learns_from_the_reconstruction_only():
     assert model.predictor.slot_in.weight.grad.abs().sum() > 0
 
 
+def test_the_foreground_weight_makes_a_missing_object_cost_more_than_the_same_error_on_the_table():
+    table = torch.ones(2, 3, 16, 16)  # a white table, as Push-T's
+    frames = table.clone()
+    frames[:, :, 4:8, 4:8] = -1.0  # a small black object
+    empty_table = table  # what a decoder settled on the mean frame draws
+    smudged = frames.clone()
+    smudged[:, :, 10:14, 10:14] = -1.0  # the object drawn, and as much error put on the table instead
+    for weight, more in ((0.0, False), (50.0, True)):
+        missing, misplaced = reconstruction_error(empty_table, frames, weight), reconstruction_error(smudged, frames, weight)
+        assert bool(missing > 1.5 * misplaced) is more
+    assert torch.equal(reconstruction_error(smudged, frames, 0.0), torch.nn.functional.mse_loss(smudged, frames))
+
+
 def test_rollout_is_causal_in_the_action_blocks(check_causal_rollout):
     model = tiny_model(history=2)
     check_causal_rollout(model, model.encode(random_pixels(2, 2)), steps=5)
@@ -121,8 +134,8 @@ def test_export_round_trip_gives_the_same_outputs(tmp_path):
     assert loaded.meta == model.meta
 
 
-def test_the_configs_build_and_oc_jepa_differs_only_in_masking():
-    configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in ("cpu", "cpu-no-mask", "paper")}
+def test_the_configs_build_and_oc_jepa_and_the_foreground_variant_differ_only_in_their_one_setting():
+    configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in ("cpu", "cpu-no-mask", "cpu-foreground", "paper")}
     for config in configs.values():
         data = config["data"]
         facts = dict(image_size=data["resolution"], history=data["history"], action_block=data["frameskip"], action_dim=2)
@@ -131,6 +144,8 @@ def test_the_configs_build_and_oc_jepa_differs_only_in_masking():
     assert with_mask["train"]["mask_slots"] > 0 and without_mask["train"]["mask_slots"] == 0
     without_mask["train"]["mask_slots"] = with_mask["train"]["mask_slots"]
     assert without_mask == with_mask
+    foreground = configs["cpu-foreground"]
+    assert foreground["train"].pop("foreground_weight") > 0 and foreground == with_mask
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,6 @@ whole objects masked over time, and of the next frames, from the other slots and
 loss, ``train.py`` the training command (``python -m baselines.cjepa.train --config baselines/cjepa/configs/cpu.toml``).
 """
 
-from baselines.cjepa.model import CJEPA, draw_masked_slots, object_mask
+from baselines.cjepa.model import CJEPA, draw_masked_slots, object_mask, reconstruction_error
 
-__all__ = ["CJEPA", "draw_masked_slots", "object_mask"]
+__all__ = ["CJEPA", "draw_masked_slots", "object_mask", "reconstruction_error"]

@@ -53,6 +53,17 @@ def object_mask(masked_slots: torch.Tensor, history: int, future: int) -> torch.
     return torch.logical_or(time >= history, torch.logical_and(time >= 1, masked_slots[:, None, :]))  # | and & are not checkpoint operators
 
 
+def reconstruction_error(reconstructed: torch.Tensor, target: torch.Tensor, foreground_weight: float) -> torch.Tensor:
+    """The squared error of frames [N, 3, h, w], each pixel weighted by 1 + ``foreground_weight`` x its distance (0 to 1)
+    from its frame's background colour, the median one: 0 is the plain MSE. A weight keeps the decoder from settling on
+    the empty table when the objects cover a small part of the frame."""
+    if not foreground_weight:
+        return F.mse_loss(reconstructed, target)
+    background = target.flatten(2).median(dim=2).values[:, :, None, None]
+    weights = 1 + foreground_weight * (target - background).abs().mean(dim=1, keepdim=True) / 2  # targets lie in [-1, 1]
+    return (weights * (reconstructed - target).pow(2)).sum() / (weights.sum() * target.shape[1])
+
+
 class GRUUpdate(nn.Module):
     """A GRU cell from linear layers: ``aten.gru_cell`` is not an operator a wmbench checkpoint may call."""
 
@@ -255,8 +266,8 @@ class CJEPA(nn.Module):
 
     def loss(self, pixels: torch.Tensor, blocks: torch.Tensor, train: dict) -> dict[str, torch.Tensor]:
         """The C-JEPA loss on windows of ``history`` + P frames of uint8 pixels [B, W, 3, H, W] and their
-        normalized action blocks [B, W, block], with the config's ``[train]`` ``mask_slots`` and ``reconstruction_weight``: the
-        total under "loss", then each term."""
+        normalized action blocks [B, W, block], with the config's ``[train]`` ``mask_slots``, ``reconstruction_weight`` and
+        optional ``foreground_weight``: the total under "loss", then each term."""
         history = self.meta.history
         with torch.no_grad():  # the encoder learns from the reconstruction only, as if frozen for the predictor
             slots = self.encode(pixels)
@@ -273,7 +284,7 @@ class CJEPA(nn.Module):
             terms = {
                 "future": errors[:, history:].mean(),
                 "masked_history": (errors[:, :history] * masked_history).sum() / masked_history.sum().clamp(min=1),
-                "reconstruction": F.mse_loss(reconstructed.float(), target),
+                "reconstruction": reconstruction_error(reconstructed.float(), target, train.get("foreground_weight", 0.0)),
             }
         total = terms["future"] + terms["masked_history"] + train["reconstruction_weight"] * terms["reconstruction"]
         return {"loss": total, **terms}
