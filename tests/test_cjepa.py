@@ -134,18 +134,20 @@ def test_export_round_trip_gives_the_same_outputs(tmp_path):
     assert loaded.meta == model.meta
 
 
-def test_the_configs_build_and_oc_jepa_and_the_foreground_variant_differ_only_in_their_one_setting():
-    configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in ("cpu", "cpu-no-mask", "cpu-foreground", "paper")}
+def test_the_configs_build_and_each_oc_jepa_and_foreground_variant_differs_only_in_its_one_setting():
+    names = ("cpu", "cpu-no-mask", "cpu-foreground", "cpu-foreground-no-mask", "cpu-phyre", "cpu-phyre-no-mask", "paper")
+    configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in names}
     for config in configs.values():
         data = config["data"]
         facts = dict(image_size=data["resolution"], history=data["history"], action_block=data["frameskip"], action_dim=2)
         assert CJEPA.from_config(config, facts).parameter_summary()["total"] > 0
-    with_mask, without_mask = configs["cpu"], configs["cpu-no-mask"]
-    assert with_mask["train"]["mask_slots"] > 0 and without_mask["train"]["mask_slots"] == 0
-    without_mask["train"]["mask_slots"] = with_mask["train"]["mask_slots"]
-    assert without_mask == with_mask
-    foreground = configs["cpu-foreground"]
-    assert foreground["train"].pop("foreground_weight") > 0 and foreground == with_mask
+    for foreground, plain in (("cpu-foreground", "cpu"), ("cpu-foreground-no-mask", "cpu-no-mask")):
+        assert configs[foreground]["train"].pop("foreground_weight") > 0 and configs[foreground] == configs[plain]
+    for with_mask, without_mask in (("cpu", "cpu-no-mask"), ("cpu-phyre", "cpu-phyre-no-mask")):
+        with_mask, without_mask = configs[with_mask], configs[without_mask]
+        assert with_mask["train"]["mask_slots"] > 0 and without_mask["train"]["mask_slots"] == 0
+        without_mask["train"]["mask_slots"] = with_mask["train"]["mask_slots"]
+        assert without_mask == with_mask
 
 
 # ----------------------------------------------------------------------------------------------
