@@ -110,6 +110,18 @@ def test_rollout_is_causal_in_the_action_blocks(check_causal_rollout):
     check_causal_rollout(model, model.encode(random_pixels(2, 2)), steps=5)
 
 
+def test_a_rollout_without_a_slot_is_the_scene_without_that_object():
+    """``slot_ids`` leaves a slot's tokens out: all of them is the plain rollout, and the others keep their own positions."""
+    model = tiny_model(history=2)
+    latents, blocks = model.encode(random_pixels(2, 2)), torch.randn(2, 5, 10)
+    every = torch.arange(TINY["slots"])
+    torch.testing.assert_close(model.rollout(latents, blocks, every), model.rollout(latents, blocks))
+    kept = torch.tensor([0, 2])
+    without = model.rollout(latents[:, :, kept], blocks, kept)
+    assert without.shape == (2, 3, 2, TINY["slot_dim"])
+    assert not torch.allclose(without, model.rollout(latents, blocks)[:, :, kept])  # slot 1 was seen, and now is not
+
+
 def test_cost_is_invariant_to_the_order_of_the_slots():
     model = tiny_model()
     predicted, goal = torch.randn(4, 5, 3, 8), torch.randn(4, 3, 8)
@@ -135,7 +147,8 @@ def test_export_round_trip_gives_the_same_outputs(tmp_path):
 
 
 def test_the_configs_build_and_each_oc_jepa_and_foreground_variant_differs_only_in_its_one_setting():
-    names = ("cpu", "cpu-no-mask", "cpu-foreground", "cpu-foreground-no-mask", "cpu-phyre", "cpu-phyre-no-mask", "paper")
+    names = ("cpu", "cpu-no-mask", "cpu-foreground", "cpu-foreground-no-mask", "cpu-phyre", "cpu-phyre-no-mask", "cpu-clevrer",
+             "cpu-clevrer-no-mask", "paper")
     configs = {name: tomllib.loads((CONFIGS / f"{name}.toml").read_text()) for name in names}
     for config in configs.values():
         data = config["data"]
@@ -143,7 +156,7 @@ def test_the_configs_build_and_each_oc_jepa_and_foreground_variant_differs_only_
         assert CJEPA.from_config(config, facts).parameter_summary()["total"] > 0
     for foreground, plain in (("cpu-foreground", "cpu"), ("cpu-foreground-no-mask", "cpu-no-mask")):
         assert configs[foreground]["train"].pop("foreground_weight") > 0 and configs[foreground] == configs[plain]
-    for with_mask, without_mask in (("cpu", "cpu-no-mask"), ("cpu-phyre", "cpu-phyre-no-mask")):
+    for with_mask, without_mask in (("cpu", "cpu-no-mask"), ("cpu-phyre", "cpu-phyre-no-mask"), ("cpu-clevrer", "cpu-clevrer-no-mask")):
         with_mask, without_mask = configs[with_mask], configs[without_mask]
         assert with_mask["train"]["mask_slots"] > 0 and without_mask["train"]["mask_slots"] == 0
         without_mask["train"]["mask_slots"] = with_mask["train"]["mask_slots"]

@@ -236,9 +236,10 @@ def test_malformed_recipe_is_refused_before_anything_is_written(tmp_path, datase
 
 def test_standard_recipes_match_the_published_sizes_and_minis_share_their_seeds():
     recipes = {path.stem: Recipe.load(path) for path in Path(__file__).parents[1].joinpath("datasets").glob("*.toml")}
-    assert {r.env for r in recipes.values()} == set(GOAL_ENVS) | {"phyre"}
-    # PHYRE publishes no dataset: 20,000 random valid placements on a fold's training tasks is ours
-    published = {"pusht": (18_500, 160), "tworoom": (10_000, 92), "reacher": (10_000, 200), "cube": (10_000, 200), "phyre": (20_000, 18)}
+    assert {r.env for r in recipes.values()} == set(GOAL_ENVS) | {"phyre", "clevrer"}
+    # PHYRE publishes no dataset: 20,000 random valid placements on a fold's training tasks is ours; CLEVRER trains on 10,000 videos
+    published = {"pusht": (18_500, 160), "tworoom": (10_000, 92), "reacher": (10_000, 200), "cube": (10_000, 200), "phyre": (20_000, 18),
+                 "clevrer": (10_000, 127)}
     for stem, recipe in recipes.items():
         assert recipe.name == f"wmbench/{stem}-v0"
         if stem.endswith("-mini"):
@@ -247,7 +248,7 @@ def test_standard_recipes_match_the_published_sizes_and_minis_share_their_seeds(
             assert recipe.resolution == 64 and recipe.episodes < full.episodes
         else:
             assert (recipe.episodes, recipe.steps, recipe.resolution) == (*published[recipe.env], 224)
-    assert len(recipes) == 2 * (len(GOAL_ENVS) + 1)
+    assert len(recipes) == 2 * (len(GOAL_ENVS) + 2)
 
 
 @pytest.mark.parametrize("env_name", ["pusht", "cube"])

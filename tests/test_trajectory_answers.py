@@ -175,3 +175,105 @@ def test_the_collision_reader_agrees_with_the_simulator_on_true_trajectories():
     assert agreement["found"] >= 0.8 * agreement["simulator_collisions"] > 0
     assert agreement["extra"] <= 0.2 * agreement["found"]
     assert 0 <= agreement["mean_frames_early"] <= 2
+
+
+# ----------------------------------------------------------------------------------------------
+# C-JEPA from pixels (baselines/cjepa/questions.py)
+
+PIXEL_CONFIG = {
+    "data": {"dataset": "wmbench/clevrer-passive-mini-v0", "resolution": 32, "history": 2, "predictions": 1, "frameskip": 2},
+    "model": dict(channels=[8, 8], slots=4, slot_dim=8, slot_iterations=2, slot_hidden=16, decoder_channels=8, decoder_grid=4,
+                  reconstruction_size=16, predictor_layers=1, predictor_heads=2, predictor_dim=16),
+    "train": {"mask_slots": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def pixel_checkpoint(tmp_path_factory):
+    """An untrained C-JEPA for CLEVRER's 4-d action, saved as training saves its checkpoint."""
+    from baselines.cjepa import CJEPA
+
+    torch.manual_seed(0)
+    data = PIXEL_CONFIG["data"]
+    model = CJEPA.from_config(PIXEL_CONFIG, dict(image_size=32, history=2, action_block=2, action_dim=4))
+    path = tmp_path_factory.mktemp("cjepa-clevrer") / "checkpoint.pt"
+    torch.save({"config": PIXEL_CONFIG, "model": model.state_dict(), "data": data}, path)
+    return path
+
+
+def test_the_pixel_reader_sees_the_generated_scene_as_the_env_draws_it(generated):
+    import wmbench
+    from baselines.cjepa.questions import projected, scene_video
+    from wmbench.data.clevrer_videos import scene_seed
+    from wmbench.envs.clevrer.env import scene_state
+    from wmbench.envs.clevrer.sampler import sample_scene
+
+    video = scene_video(generated, 1, resolution=32)
+    assert video.pixels.shape == (128, 3, 32, 32) and video.position.shape[0] == 128
+    np.testing.assert_allclose(video.position[:, :, :2], ObjectTracks.from_annotation(annotation(generated, 1)).position, atol=1e-6)
+    env = wmbench.make("clevrer", resolution=32).unwrapped
+    observation, _ = env.reset(options={"state": scene_state(sample_scene(scene_seed(7, 1)))})
+    np.testing.assert_array_equal(video.pixels[0], observation["pixels"].transpose(2, 0, 1))  # the frames a model trained on
+    env.close()
+    # an object's projected center lands on the object, not on the table
+    big = scene_video(generated, 1, resolution=128)
+    column, row = np.floor(projected(big.position[0], 128, 128)).astype(int).T
+    inside = (column >= 0) & (column < 128) & (row >= 0) & (row < 128)
+    table = np.median(big.pixels[0].reshape(3, -1), axis=1)
+    differs = np.abs(big.pixels[0][:, row[inside], column[inside]].astype(int) - table[:, None]).sum(0) > 30
+    assert inside.sum() >= 2 and differs.all()
+
+
+def test_the_pixel_reader_matches_slots_probes_them_and_answers(generated, pixel_checkpoint):
+    from baselines.cjepa.questions import PixelSlotDynamics, SlotReader, scene_video
+    from baselines.cjepa.slots import load_trained
+    from baselines.cjepa.states import load_tracks
+
+    model, _ = load_trained(pixel_checkpoint)
+    reader = SlotReader(model)
+    videos = [scene_video(generated, index, 32) for index in (0, 1)]
+    slots, matches = reader.slots_and_matches(videos[0])
+    assert slots.shape == (128, 4, 8) and matches.shape == videos[0].position.shape[:2]
+    for frame in matches:  # one slot per object in view; out of view: -1
+        held = frame[frame >= 0]
+        assert len(set(held.tolist())) == len(held) and ((frame >= -1) & (frame < 4)).all()
+    assert reader.fit(videos)["pairs"] > 100
+    scored = reader.score(videos)
+    assert 0 < scored["matched_fraction"] <= 1 and np.isfinite(scored["rmse_m"])
+
+    dynamics = PixelSlotDynamics(reader, generated, "cjepa from pixels")
+    tracks = load_tracks(generated)
+    objects = tracks[0].position.shape[1]
+    future = dynamics.continue_scene(tracks[0], PREDICTIVE_FRAMES)
+    assert future.shape == (PREDICTIVE_FRAMES, objects, 2) and np.isfinite(future).all()
+    start = dynamics.context_end
+    replayed = dynamics.without(tracks[0], removed=None)
+    assert replayed.shape == tracks[0].position.shape
+    np.testing.assert_array_equal(replayed[: start + 1], tracks[0].position[: start + 1])  # the context is observed
+    seen = [o for o in range(objects) if matches[start, o] >= 0]
+    removed = seen[0]
+    others = [o for o in seen if o != removed]
+    without = dynamics.without(tracks[0], removed=removed)
+    assert not np.allclose(without[start + 1 :, others], replayed[start + 1 :, others])  # the slot left out changes the rest
+
+
+def test_the_pixel_question_script_writes_its_report_and_refuses_bad_input(generated, pixel_checkpoint, tmp_path, capsys):
+    from baselines.cjepa.questions import main
+
+    out = tmp_path / "report.json"
+    argv = [str(pixel_checkpoint), "--train", str(generated), "--test", str(generated), "--probe-videos", "1", "--videos", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"C-JEPA from pixels", "velocity extrapolation", "probe_fit", "probe_test", "rollout_error_m"} <= report.keys()
+    assert report["C-JEPA from pixels"]["by_type"]["descriptive"]["per_question"] == 1.0
+    capsys.readouterr()
+    for bad, message in ((["--test", str(tmp_path)], "no questions.json"), ([str(tmp_path / "none.pt")], "does not exist"),
+                         (["--out", str(tmp_path)], "is a folder")):
+        given = [*argv, "--out", str(tmp_path / "second.json")]
+        if bad[0].startswith("--"):
+            given[given.index(bad[0]) + 1] = bad[1]
+        else:
+            given[0] = bad[0]
+        assert main(given) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "second.json").exists() and json.loads(out.read_text()) == report

@@ -166,13 +166,14 @@ class SlotPredictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, slot_dim)
 
-    def forward(self, history: torch.Tensor, blocks: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def forward(self, history: torch.Tensor, blocks: torch.Tensor, masked: torch.Tensor, slot_ids: torch.Tensor | None = None) -> torch.Tensor:
         """As ``CJEPA.predict``."""
         frames, slots = masked.shape[1], history.shape[2]
+        slot_position = self.slot_position if slot_ids is None else self.slot_position[slot_ids]
         observed = self.slot_in(history)  # [B, H, S, P]
         queries = observed[:, :1] + self.mask_embedding  # each slot's first frame is its identity anchor
         tokens = torch.cat([observed, queries.expand(-1, frames - history.shape[1], -1, -1)], dim=1)
-        tokens = torch.where(masked[..., None], queries, tokens) + self.time_position[:frames] + self.slot_position
+        tokens = torch.where(masked[..., None], queries, tokens) + self.time_position[:frames] + slot_position
         actions = self.action_in(blocks) + self.time_position[: frames - 1, 0] + self.action_type  # [B, W - 1, P]
         x = torch.cat([tokens.flatten(1, 2), actions], dim=1)
         for block in self.blocks:
@@ -240,20 +241,22 @@ class CJEPA(nn.Module):
         frames = pixels.flatten(0, 1).float() / 127.5 - 1  # [-1, 1]
         return self.encoder(frames).unflatten(0, pixels.shape[:2])
 
-    def predict(self, history: torch.Tensor, blocks: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def predict(self, history: torch.Tensor, blocks: torch.Tensor, masked: torch.Tensor, slot_ids: torch.Tensor | None = None) -> torch.Tensor:
         """The slots of a window of W frames, predicted at every token [B, W, S, D] (read where ``masked``),
         from the slots of its first H frames [B, H, S, D], the block after each frame but the last
-        [B, W - 1, block] and where the predictor sees a query instead of a slot, [B or 1, W, S] (``object_mask``)."""
-        return self.predictor(history, blocks, masked)
+        [B, W - 1, block] and where the predictor sees a query instead of a slot, [B or 1, W, S] (``object_mask``).
+        ``slot_ids`` [S] says which of the model's slots ``history`` holds (default all, in order): a subset removes objects."""
+        return self.predictor(history, blocks, masked, slot_ids)
 
-    def rollout(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def rollout(self, latents: torch.Tensor, actions: torch.Tensor, slot_ids: torch.Tensor | None = None) -> torch.Tensor:
         """slots [B, T, S, D], blocks [B, T + K, block] -> the K frames' slots after the history [B, K, S, D],
-        predicted autoregressively: each from the last T frames, their T blocks and the next frame's queries."""
+        predicted autoregressively: each from the last T frames, their T blocks and the next frame's queries.
+        ``slot_ids`` as in ``predict``: the rollout of a scene without the objects of the slots left out."""
         frames, slots = latents.shape[1], latents.shape[2]
         next_frame_only = object_mask(torch.zeros(1, slots, dtype=torch.bool, device=latents.device), frames, 1)
         window, predicted = latents, []
         for k in range(actions.shape[1] - frames):
-            following = self.predict(window, actions[:, k : k + frames], next_frame_only)[:, -1]
+            following = self.predict(window, actions[:, k : k + frames], next_frame_only, slot_ids)[:, -1]
             predicted.append(following)
             window = torch.cat([window[:, 1:], following[:, None]], dim=1)
         return torch.stack(predicted, dim=1)

@@ -75,6 +75,15 @@ def load_tracks(generated: Path) -> list[ObjectTracks]:
     return [ObjectTracks.from_annotation(annotation) for annotation in read_generated(generated)[1].values()]
 
 
+def interpolate_steps(stepped: np.ndarray, stride: int) -> np.ndarray:
+    """Positions ``[steps + 1, S, 2]`` at model steps ``stride`` frames apart -> ``[steps * stride, S, 2]`` at every frame after
+    the first, linearly between steps (what the collision reader needs)."""
+    steps = len(stepped) - 1
+    fraction = (np.arange(1, steps * stride + 1) / stride)[:, None, None]
+    low = np.minimum(np.floor(fraction).astype(int), steps - 1)[:, 0, 0]
+    return stepped[low] + (fraction - low[:, None, None]) * (stepped[low + 1] - stepped[low])
+
+
 class StateSlotPredictor(nn.Module):
     """C-JEPA's predictor over true-state slots: masked prediction on windows, autoregressive rollouts."""
 
@@ -137,10 +146,7 @@ class StateSlotDynamics:
     def _positions(self, context: np.ndarray, steps: int) -> np.ndarray:
         """Positions ``[steps * STRIDE, S, 2]`` (m) at every frame after the context slots ``[history, S, FEATURES]``."""
         predicted = self.model.rollout(torch.from_numpy(context[None]), steps)[0].numpy()
-        stepped = np.concatenate([context[-1:, :, 1:3], predicted[:, :, 1:3]]) * self.scale[:2]  # [steps + 1, S, 2]
-        fraction = (np.arange(1, steps * STRIDE + 1) / STRIDE)[:, None, None]
-        low = np.minimum(np.floor(fraction).astype(int), steps - 1)[:, 0, 0]
-        return stepped[low] + (fraction - low[:, None, None]) * (stepped[low + 1] - stepped[low])
+        return interpolate_steps(np.concatenate([context[-1:, :, 1:3], predicted[:, :, 1:3]]) * self.scale[:2], STRIDE)
 
     def continue_scene(self, observed: ObjectTracks, frames: int) -> np.ndarray:
         history = self.model.history

@@ -68,6 +68,7 @@ class ObjectTracks:
     position: np.ndarray  # [F, S, 2] m, the centers (x, y)
     velocity: np.ndarray  # [F, S, 2] m/s
     yaw: np.ndarray  # [F, S] rad, the heading about the vertical
+    scene_index: int | None = None  # the video's index in its generated folder, for a model that looks at its frames
 
     @classmethod
     def from_annotation(cls, annotation: Mapping[str, Any]) -> ObjectTracks:
@@ -77,7 +78,7 @@ class ObjectTracks:
         velocity = np.array([[o["velocity"][:2] for o in ordered(f)] for f in frames], np.float64)
         orientation = np.array([[o["orientation"] for o in ordered(f)] for f in frames], np.float64)
         properties = tuple(sorted(annotation["object_property"], key=lambda o: o["object_id"]))
-        return cls(properties, position, velocity, quaternion_yaw(orientation))
+        return cls(properties, position, velocity, quaternion_yaw(orientation), annotation.get("scene_index"))
 
     @property
     def shapes(self) -> tuple[str, ...]:
