@@ -203,6 +203,14 @@ def test_in_view_flags_agree_with_the_picture():
             assert red[int(row), int(column)]
 
 
+def test_a_pixel_goes_back_to_the_table_point_it_shows():
+    points = np.array([[0.0, 0.3, 0.15], [1.5, 1.5, 0.12], [-1.2, -0.8, 0.15]])
+    for height in (0.12, 0.15):
+        at_height = points[points[:, 2] == height]
+        np.testing.assert_allclose(CAMERA.ground_point(CAMERA.project(at_height), height), at_height, atol=1e-9)
+    assert np.isnan(CAMERA.ground_point([240.0, -2000.0], 0.15)).all()  # far above the frame, the ray looks above the horizon
+
+
 def hit_and_bystander() -> Scene:
     """Object 0 slides into object 1 (at rest); object 2 slides far from both."""
     return Scene(

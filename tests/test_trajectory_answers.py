@@ -203,7 +203,7 @@ def pixel_checkpoint(tmp_path_factory):
 
 def test_the_pixel_reader_sees_the_generated_scene_as_the_env_draws_it(generated):
     import wmbench
-    from baselines.cjepa.questions import projected, scene_video
+    from baselines.cjepa.questions import grid_camera, scene_video
     from wmbench.data.clevrer_videos import scene_seed
     from wmbench.envs.clevrer.env import scene_state
     from wmbench.envs.clevrer.sampler import sample_scene
@@ -217,7 +217,7 @@ def test_the_pixel_reader_sees_the_generated_scene_as_the_env_draws_it(generated
     env.close()
     # an object's projected center lands on the object, not on the table
     big = scene_video(generated, 1, resolution=128)
-    column, row = np.floor(projected(big.position[0], 128, 128)).astype(int).T
+    column, row = np.floor(grid_camera(128, 128).project(big.position[0])).astype(int).T
     inside = (column >= 0) & (column < 128) & (row >= 0) & (row < 128)
     table = np.median(big.pixels[0].reshape(3, -1), axis=1)
     differs = np.abs(big.pixels[0][:, row[inside], column[inside]].astype(int) - table[:, None]).sum(0) > 30
@@ -237,9 +237,19 @@ def test_the_pixel_reader_matches_slots_probes_them_and_answers(generated, pixel
     for frame in matches:  # one slot per object in view; out of view: -1
         held = frame[frame >= 0]
         assert len(set(held.tolist())) == len(held) and ((frame >= -1) & (frame < 4)).all()
-    assert reader.fit(videos)["pairs"] > 100
+    fitted = reader.fit(videos)
+    assert fitted["pairs"] > 100 and fitted["reading"] == min(("probe", "decoder"), key=lambda r: fitted[f"{r}_rmse_m"])
     scored = reader.score(videos)
-    assert 0 < scored["matched_fraction"] <= 1 and np.isfinite(scored["rmse_m"])
+    assert 0 < scored["matched_fraction"] <= 1 and np.isfinite([scored["probe_rmse_m"], scored["decoder_rmse_m"]]).all()
+    # the decoder's reading: slot 1 wins the 2 x 2 pixels around (column 5, row 9), slot 0 all the others, slots 2-3 none
+    shares = torch.zeros(1, 4, 1, 16, 16)
+    shares[:, 0] = 1
+    shares[0, 0, 0, 8:10, 4:6], shares[0, 1, 0, 8:10, 4:6] = 0, 1
+    reader.model.decoder.parts = lambda slots: (None, shares)
+    decoded = reader.decoded_positions(slots[:1])
+    np.testing.assert_allclose(decoded[0, 1], reader.camera.ground_point([5.0, 9.0], 0.15)[:2])
+    assert np.isfinite(decoded[0, 0]).all() and np.isnan(decoded[0, 2:]).all()
+    del reader.model.decoder.parts
 
     dynamics = PixelSlotDynamics(reader, generated, "cjepa from pixels")
     tracks = load_tracks(generated)
@@ -264,7 +274,7 @@ def test_the_pixel_question_script_writes_its_report_and_refuses_bad_input(gener
     argv = [str(pixel_checkpoint), "--train", str(generated), "--test", str(generated), "--probe-videos", "1", "--videos", "1"]
     assert main([*argv, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert {"C-JEPA from pixels", "velocity extrapolation", "probe_fit", "probe_test", "rollout_error_m"} <= report.keys()
+    assert {"C-JEPA from pixels", "velocity extrapolation", "reading_fit", "reading_test", "rollout_error_m"} <= report.keys()
     assert report["C-JEPA from pixels"]["by_type"]["descriptive"]["per_question"] == 1.0
     capsys.readouterr()
     for bad, message in ((["--test", str(tmp_path)], "no questions.json"), ([str(tmp_path / "none.pt")], "does not exist"),

@@ -128,6 +128,7 @@ class SlotEncoder(nn.Module):
 class SlotDecoder(nn.Module):
     def __init__(self, slot_dim: int, channels: int, grid: int, size: int):
         super().__init__()
+        self.size = size  # of the frame it draws
         upsamplings = round(math.log2(size / grid))
         if grid * 2**upsamplings != size:
             raise ValueError(f"reconstruction size {size} is not the decoder grid {grid} doubled a whole number of times")

@@ -9,11 +9,15 @@ the env's camera (``render_video``; the generated MP4s are CLEVRER's 3:2 frame, 
 matching        at a frame, each object in view is given the slot whose decoder share is
                 largest around the object's projected center (one slot per object: the
                 assignment that maximizes the total share). Objects out of view get no slot
-probe           ridge regression from a slot to its object's table position (x, y), fitted on
-                the matched slots of the first ``--probe-videos`` videos of ``--train`` and
-                scored on ``--test``: how much of an object's place the slots hold at all
+reading         where a slot's object stands on the table, two ways: ``probe``, ridge
+                regression from the slot to its object's position (x, y); ``decoder``, the
+                centroid of the pixels the slot wins in the decoded frame, taken back through
+                the camera to the table at a resting object's center height. Both are fitted
+                or checked on the matched slots of the first ``--probe-videos`` videos of
+                ``--train``; the one with the smaller error there reads the predictions, and
+                both are scored on ``--test``
 continuing      the slots of the video's last ``history`` model steps rolled on with the zero
-                action; each matched object's positions are the probe's reading of its slot
+                action; each matched object's positions are the reading of its slot
 what if         the video rolled out again from its first ``history`` model steps with the
                 removed object's slot left out of the predictor's tokens (C-JEPA's own way to
                 remove an object); the rollout's first frames are the observed ones
@@ -51,7 +55,7 @@ from wmbench.cli import whole_number
 from wmbench.data.clevrer_videos import read_generated, scene_seed
 from wmbench.envs.clevrer.physics import render_video, simulate, view_fovy
 from wmbench.envs.clevrer.sampler import sample_scene
-from wmbench.envs.clevrer.scene import CAMERA
+from wmbench.envs.clevrer.scene import CAMERA, RADIUS, Camera
 from wmbench.eval.trajectory_answers import ObjectTracks, VelocityExtrapolation, answer_by_trajectories
 from wmbench.files import atomic_write
 from wmbench.progress import progress_bar
@@ -60,7 +64,7 @@ from wmbench.stats import fit_ridge
 
 @dataclasses.dataclass(frozen=True)
 class SceneVideo:
-    """A generated video as the model sees it: its frames, where its objects are, and what they look like in 3D."""
+    """A generated video as the model sees it: its frames, and where its objects are."""
 
     pixels: np.ndarray  # [F, 3, H, W] uint8 at the model's resolution
     position: np.ndarray  # [F, O, 3] m, the objects' centers
@@ -75,10 +79,9 @@ def scene_video(generated: Path, scene_index: int, resolution: int) -> SceneVide
     return SceneVideo(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)), trajectory.position)
 
 
-def projected(position: np.ndarray, resolution: int, size: int) -> np.ndarray:
-    """Object centers ``[..., 3]`` -> (column, row) ``[..., 2]`` in a ``size`` px grid over the env's square frame."""
-    camera = dataclasses.replace(CAMERA, fovy=view_fovy(resolution, resolution), width=resolution, height=resolution)
-    return camera.project(position) * size / resolution
+def grid_camera(resolution: int, size: int) -> Camera:
+    """The env's camera for its square frame at ``resolution`` px, with pixel coordinates on a ``size`` px grid over it."""
+    return dataclasses.replace(CAMERA, fovy=view_fovy(resolution, resolution), width=size, height=size)
 
 
 class SlotReader:
@@ -86,7 +89,9 @@ class SlotReader:
 
     def __init__(self, model: CJEPA):
         self.model = model
+        self.camera = grid_camera(model.meta.image_size[0], model.decoder.size)
         self.probe: tuple[np.ndarray, np.ndarray] | None = None
+        self.reading = "probe"
 
     @torch.no_grad()
     def slots_and_matches(self, video: SceneVideo) -> tuple[torch.Tensor, np.ndarray]:
@@ -94,7 +99,7 @@ class SlotReader:
         slots = torch.cat([self.model.encode(torch.from_numpy(chunk)[:, None])[:, 0] for chunk in np.array_split(video.pixels, 4)])
         shares = self.model.decoder.parts(slots)[1][:, :, 0].numpy()  # [F, S, size, size]
         size = shares.shape[-1]
-        centers = np.floor(projected(video.position, self.model.meta.image_size[0], size)).astype(int)  # [F, O, 2]
+        centers = np.floor(np.nan_to_num(self.camera.project(video.position), nan=-1)).astype(int)  # [F, O, 2]; behind: -1
         matches = np.full(video.position.shape[:2], -1)
         for frame, (share, center) in enumerate(zip(shares, centers)):
             in_view = np.flatnonzero(np.all((center >= 0) & (center < size), axis=1))
@@ -107,35 +112,55 @@ class SlotReader:
         return slots, matches
 
     def fit(self, videos: list[SceneVideo]) -> dict[str, float]:
-        """Fit the probe on the matched slots of ``videos``; returns its training RMSE (m)."""
-        features, targets = self._pairs(videos)
-        self.probe = fit_ridge(features, targets)
-        return {"rmse_m": self._rmse(features, targets), "pairs": len(features)}
+        """Fit the probe on the matched slots of ``videos`` and keep the reading with the smaller error on them."""
+        slots, decoded, targets = self._pairs(videos)
+        self.probe = fit_ridge(slots, targets)
+        errors = {"probe_rmse_m": rmse(self._probe(slots), targets), "decoder_rmse_m": rmse(decoded, targets)}
+        self.reading = min(("probe", "decoder"), key=lambda reading: errors[f"{reading}_rmse_m"])
+        return {**errors, "reading": self.reading, "pairs": len(slots)}
 
     def score(self, videos: list[SceneVideo]) -> dict[str, float]:
-        """The probe's RMSE (m) on the matched slots of ``videos``, against predicting the table's mean position."""
-        features, targets = self._pairs(videos)
-        mean = np.sqrt(((targets - targets.mean(0)) ** 2).sum(-1).mean())
-        return {"rmse_m": self._rmse(features, targets), "mean_position_rmse_m": float(mean), "pairs": len(features),
-                "matched_fraction": float(len(features) / sum(np.prod(v.position.shape[:2]) for v in videos))}
+        """Both readings' RMSE (m) on the matched slots of ``videos``, against predicting the table's mean position."""
+        slots, decoded, targets = self._pairs(videos)
+        return {"probe_rmse_m": rmse(self._probe(slots), targets), "decoder_rmse_m": rmse(decoded, targets),
+                "mean_position_rmse_m": rmse(targets.mean(0), targets), "pairs": len(slots),
+                "matched_fraction": float(len(slots) / sum(np.prod(v.position.shape[:2]) for v in videos))}
 
     def positions(self, slots: torch.Tensor) -> np.ndarray:
-        """Slots ``[..., D]`` -> the table positions ``[..., 2]`` (m) the probe reads in them."""
-        weights, bias = self.probe
-        return slots.numpy() @ weights + bias
+        """The slots ``[N, S, D]`` of N frames -> the table positions ``[N, S, 2]`` (m) the chosen reading finds in them."""
+        return self._probe(slots.numpy()) if self.reading == "probe" else self.decoded_positions(slots)
 
-    def _pairs(self, videos: list[SceneVideo]) -> tuple[np.ndarray, np.ndarray]:
-        features, targets = [], []
+    @torch.no_grad()
+    def decoded_positions(self, slots: torch.Tensor) -> np.ndarray:
+        """The slots ``[N, S, D]`` of N frames -> where on the table each slot's pixels lie ``[N, S, 2]`` (m): the centroid of
+        the pixels it wins in the decoded frame, at a resting object's center height (NaN for a slot that wins none)."""
+        shares = self.model.decoder.parts(slots)[1][:, :, 0]  # [N, S, size, size]
+        won = torch.nn.functional.one_hot(shares.argmax(dim=1), slots.shape[1]).permute(0, 3, 1, 2).double().numpy()
+        middles = np.arange(shares.shape[-1]) + 0.5
+        area = won.sum((2, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pixel = np.stack([(won * middles).sum((2, 3)), (won * middles[:, None]).sum((2, 3))], axis=-1) / area[..., None]
+        return self.camera.ground_point(pixel, RADIUS)[..., :2]
+
+    def _probe(self, slots: np.ndarray) -> np.ndarray:
+        weights, bias = self.probe
+        return slots @ weights + bias
+
+    def _pairs(self, videos: list[SceneVideo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The matched slots ``[N, D]`` of ``videos``, the decoder's reading of each ``[N, 2]``, and the object's position."""
+        slots, decoded, targets = [], [], []
         for video in videos:
-            slots, matches = self.slots_and_matches(video)
+            video_slots, matches = self.slots_and_matches(video)
             frame, obj = np.nonzero(matches >= 0)
-            features.append(slots[frame, matches[frame, obj]].numpy())
+            slots.append(video_slots[frame, matches[frame, obj]].numpy())
+            decoded.append(self.decoded_positions(video_slots)[frame, matches[frame, obj]])
             targets.append(video.position[frame, obj, :2])
-        return np.concatenate(features), np.concatenate(targets)
+        return np.concatenate(slots), np.concatenate(decoded), np.concatenate(targets)
 
-    def _rmse(self, features: np.ndarray, targets: np.ndarray) -> float:
-        weights, bias = self.probe
-        return float(np.sqrt(((features @ weights + bias - targets) ** 2).sum(-1).mean()))
+
+def rmse(guess: np.ndarray, truth: np.ndarray) -> float:
+    """Root mean squared distance (m) between positions ``[..., 2]``, leaving out NaN readings (a slot that wins no pixel)."""
+    return float(np.sqrt(np.nanmean(((guess - truth) ** 2).sum(-1))))
 
 
 class PixelSlotDynamics:
@@ -224,22 +249,23 @@ def main(argv: list[str] | None = None) -> int:
         probe_videos.append(scene_video(args.train, index, resolution))
         bar.update(1)
     bar.close()
-    report = {"checkpoint": str(args.checkpoint), "config": config, "probe_fit": reader.fit(probe_videos)}
+    report = {"checkpoint": str(args.checkpoint), "config": config, "reading_fit": reader.fit(probe_videos)}
     test_scenes = [v["scene_index"] for v in read_generated(args.test, args.videos)[0]]
-    report["probe_test"] = reader.score([scene_video(args.test, index, resolution) for index in test_scenes[:10]])
+    report["reading_test"] = reader.score([scene_video(args.test, index, resolution) for index in test_scenes[:10]])
     name = "C-JEPA from pixels" if config["train"]["mask_slots"] else "OC-JEPA from pixels"
     dynamics = PixelSlotDynamics(reader, args.test, name)
     tracks = load_tracks(args.test)[: args.videos]
     report["rollout_error_m"] = rollout_errors(dynamics, tracks)
     for model_answering in (dynamics, VelocityExtrapolation()):
-        report[model_answering.name] = answer_by_trajectories(args.test, model_answering, args.videos)["score"]
+        report[model_answering.name] = answer_by_trajectories(args.test, model_answering, args.videos, progress=True)["score"]
     report["seconds"] = time.perf_counter() - start
     atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     for key in (name, VelocityExtrapolation.name):
         by_type = report[key]["by_type"]
         print(f"{key}: " + ", ".join(f"{t} {100 * by_type[t]['per_option']:.1f}" for t in sorted(by_type)))
-    print(f"probe on test slots: {100 * report['probe_test']['rmse_m']:.1f} cm (mean position: "
-          f"{100 * report['probe_test']['mean_position_rmse_m']:.1f} cm); wrote {args.out}")
+    test = report["reading_test"]
+    print(f"position read from the slots of test videos: probe {100 * test['probe_rmse_m']:.1f} cm, decoder {100 * test['decoder_rmse_m']:.1f} cm, "
+          f"the mean position {100 * test['mean_position_rmse_m']:.1f} cm; answered with the {reader.reading}; wrote {args.out}")
     return 0
 
 

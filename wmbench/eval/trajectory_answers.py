@@ -52,6 +52,7 @@ from wmbench.envs.clevrer.questions import answer_all
 from wmbench.envs.clevrer.sampler import sample_scene
 from wmbench.envs.clevrer.scene import CUBE_HALF_EDGE, DURATION, FRAMES, RADIUS, Scene, SceneObject
 from wmbench.eval.videos import score
+from wmbench.progress import progress_bar
 
 FRAME_TIME = DURATION / FRAMES  # s between two frames of a video
 # footprint radius by shape: a cube turns, so it reaches between its inscribed and circumscribed circle
@@ -152,18 +153,19 @@ def predicted_annotation(annotation: Mapping[str, Any], model: TrajectoryModel) 
                                for removed in range(len(observed.shapes))]}
 
 
-def trajectory_predictions(videos: list[dict], annotations: Mapping[int, Mapping[str, Any]], model: TrajectoryModel) -> dict[str, Any]:
+def trajectory_predictions(videos: list[dict], annotations: Mapping[int, Mapping[str, Any]], model: TrajectoryModel,
+                           progress: bool = False) -> dict[str, Any]:
     """Every question of ``videos`` (entries of a questions.json) answered through ``model``'s trajectories."""
     predictions: dict[str, Any] = {}
-    for video in videos:
+    for video in progress_bar(videos, disable=not progress, desc=f"answer: {model.name}", unit="video"):
         predictions.update(answer_all(video["questions"], predicted_annotation(annotations[video["scene_index"]], model)))
     return predictions
 
 
-def answer_by_trajectories(generated: str | Path, model: TrajectoryModel, videos: int | None = None) -> dict[str, Any]:
+def answer_by_trajectories(generated: str | Path, model: TrajectoryModel, videos: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Score ``model`` on the questions of a ``wmbench clevrer generate`` folder (its first ``videos`` videos, default all)."""
     chosen, annotations = read_generated(generated, videos)
-    return {"model": model.name, "videos": len(chosen), "score": score(chosen, trajectory_predictions(chosen, annotations, model))}
+    return {"model": model.name, "videos": len(chosen), "score": score(chosen, trajectory_predictions(chosen, annotations, model, progress))}
 
 
 class VelocityExtrapolation:

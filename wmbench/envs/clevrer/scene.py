@@ -86,6 +86,17 @@ class Camera:
         row = self.height / 2 * (1 - local[..., 1] / (depth * tangent))
         return np.stack([column, row], axis=-1)
 
+    def ground_point(self, pixels, height: float) -> np.ndarray:
+        """Pixel (column, row) ``[..., 2]`` -> the point ``[..., 3]`` at ``height`` above the table that projects there: where
+        an object whose center rests at that height stands. Rows at or above the horizon get NaN."""
+        pixels = np.asarray(pixels, np.float64)
+        tangent = math.tan(math.radians(self.fovy) / 2)
+        across = (2 * pixels[..., 0] / self.width - 1) * tangent * self.width / self.height
+        up = (1 - 2 * pixels[..., 1] / self.height) * tangent
+        ray = np.stack([across, up, np.ones_like(across)], axis=-1) @ self.axes  # world direction of each pixel's ray
+        distance = (height - self.position[2]) / ray[..., 2]
+        return np.where((distance > 0)[..., None], self.position + distance[..., None] * ray, np.nan)
+
     def in_view(self, points, margin: float = 0.0) -> np.ndarray:
         """Whether each point projects inside the frame, at least ``margin`` pixels from its edges."""
         pixel = self.project(points)
