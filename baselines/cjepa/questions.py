@@ -171,7 +171,7 @@ class PixelSlotDynamics:
         meta = reader.model.meta
         self.history, self.stride = meta.history, meta.action_block
         self.zero_block = meta.normalize_actions(torch.zeros(1, 1, meta.action_block * meta.action_dim))
-        self._seen = lru_cache(maxsize=2)(self._encode)  # a video's questions all ask about the same few videos in a row
+        self._seen = lru_cache(maxsize=None)(self._encode)  # each video is read twice (rollout errors, then questions); its slots are 0.2 MB
 
     def _encode(self, scene_index: int) -> tuple[torch.Tensor, np.ndarray]:
         return self.reader.slots_and_matches(scene_video(self.generated, scene_index, self.reader.model.meta.image_size[0]))
