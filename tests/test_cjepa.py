@@ -242,6 +242,8 @@ def test_slot_latents_run_through_the_clevrer_scene_evaluation():
     assert [row["horizon"] for row in report["prediction_error"]] == [1, 2]
     assert all(math.isfinite(row["error"]) for row in report["prediction_error"])
     assert all(math.isfinite(report["probe"][key]) for key in ("position_rmse", "velocity_rmse"))
+    slot_probe = report["slot_probe"]  # the probe that reads one slot at a time, beside its null
+    assert slot_probe["matched_objects"] > 0 and all(math.isfinite(slot_probe[key]) for key in ("position_r2", "null_position_r2"))
 
 
 def test_slot_latents_run_through_the_phyre_ranking(tmp_path):

@@ -461,7 +461,12 @@ def cmd_clevrer_eval(args) -> None:
         print(f"horizon {row['horizon']}: latent error {row['error']:.4g} (relative {row['relative']:.3f})")
     probe = report["probe"]
     print(f"linear probe: position RMSE {probe['position_rmse']:.3f} m (R^2 {probe['position_r2']:.2f}), "
-          f"velocity RMSE {probe['velocity_rmse']:.3f} m/s (R^2 {probe['velocity_r2']:.2f}); wrote {args.out}")
+          f"velocity RMSE {probe['velocity_rmse']:.3f} m/s (R^2 {probe['velocity_r2']:.2f})")
+    if "slot_probe" in report:
+        probe = report["slot_probe"]
+        print(f"slot probe: position RMSE {probe['position_rmse']:.3f} m (R^2 {probe['position_r2']:.2f}, null {probe['null_position_r2']:.2f}), "
+              f"velocity RMSE {probe['velocity_rmse']:.3f} m/s (R^2 {probe['velocity_r2']:.2f}, null {probe['null_velocity_r2']:.2f})")
+    print(f"wrote {args.out}")
 
 
 def cmd_clevrer_answer(args) -> None:

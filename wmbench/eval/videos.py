@@ -14,6 +14,15 @@ linear probe             ridge regression from the latent of a frame to every ob
                          ``train_fraction`` of the videos, scored on the rest: RMSE of positions
                          (m) and velocities (m/s) over present objects, and R^2 against
                          predicting the training mean
+slot probe               for object-centric latents ``[..., S, D]`` only: ridge regression from one
+                         slot to its object's x, y, vx, vy, the same weights for every slot. Which
+                         slot holds which object is unknown, so fitting alternates: each frame's
+                         present objects get the slots whose readings are nearest (Hungarian, one
+                         slot per object), then the probe is refitted on those pairs, until the
+                         pairs stop changing. Test frames are matched the same way against the
+                         truth, which makes it a bound on what the slots hold, not a tracker;
+                         so its R^2 comes with a null's: the same probe with each frame's slots
+                         paired with another frame's objects, what the matching alone scores
 question answering       for a model with an answering head, ``answer(pixels [1, F, 3, H, W],
                          question) -> str`` (descriptive) or ``{choice_id: "correct" | "wrong"}``,
                          over the videos and questions ``wmbench clevrer generate`` wrote, scored
@@ -139,6 +148,55 @@ def linear_probe(latents: np.ndarray, states: np.ndarray, train_fraction: float 
             **probe_scores(test_x @ weights + bias, test_y, np.broadcast_to(train_y.mean(0), test_y.shape))}
 
 
+def slot_probe(latents: np.ndarray, states: np.ndarray, train_fraction: float = 0.8, rounds: int = 20) -> dict[str, float]:
+    """The slot probe of the module docstring: fit on the first videos, score on the rest (latents ``[V, F, S, D]``).
+    ``null_*``: the same probe on slots paired with another frame's objects, what the matching alone scores."""
+    split = int(round(train_fraction * len(latents)))
+    if not 0 < split < len(latents):
+        raise ValueError(f"{len(latents)} videos cannot be split {train_fraction:.0%} / {1 - train_fraction:.0%}; record more videos")
+    objects = probe_targets(states).reshape(*states.shape[:2], -1, len(PROBE_FIELDS))  # [V, F, O, present x y vx vy]
+    slots, objects = latents.reshape(-1, *latents.shape[2:]), objects.reshape(-1, *objects.shape[2:])  # frames first
+    train = np.arange(len(slots)) < split * latents.shape[1]
+    shuffled = np.concatenate([np.random.default_rng(0).permutation(np.flatnonzero(part)) for part in (train, ~train)])
+    null = _fit_slot_probe(slots[shuffled], objects, train, rounds)
+    return {"train_videos": split, "test_videos": len(latents) - split, **_fit_slot_probe(slots, objects, train, rounds),
+            **{f"null_{key}": value for key, value in null.items() if key.endswith("r2")}}
+
+
+def _fit_slot_probe(slots: np.ndarray, objects: np.ndarray, train: np.ndarray, rounds: int) -> dict[str, float]:
+    """Slots ``[N, S, D]`` and objects ``[N, O, 5]`` of N frames: fit on the ``train`` frames, score on the others."""
+    present = objects[..., 0] > 0.5
+    scale = objects[train][present[train]][:, 1:].std(0) + 1e-8  # metres and m/s weigh alike in the matching
+    # The first fit pairs every present object with every slot: its readings lean towards each slot's own object.
+    frame, obj = np.nonzero(present & train[:, None])
+    pairs = (np.repeat(frame, slots.shape[1]), np.repeat(obj, slots.shape[1]), np.tile(np.arange(slots.shape[1]), len(frame)))
+    for _ in range(rounds):
+        weights, bias = fit_ridge(slots[pairs[0], pairs[2]], objects[pairs[0], pairs[1], 1:])
+        matched = _match_slots(slots @ weights + bias, objects, present, scale)
+        fitted = tuple(column[train[matched[0]]] for column in matched)
+        if all(np.array_equal(a, b) for a, b in zip(fitted, pairs)):
+            break
+        pairs = fitted
+    frame, obj, slot = (column[~train[matched[0]]] for column in matched)
+    truth = objects[frame, obj]
+    reading = np.concatenate([truth[:, :1], slots[frame, slot] @ weights + bias], axis=1)  # present, x, y, vx, vy
+    mean = objects[train][present[train]].mean(0)
+    return {"matched_objects": len(truth), **probe_scores(reading, truth, np.broadcast_to(mean, truth.shape))}
+
+
+def _match_slots(readings: np.ndarray, objects: np.ndarray, present: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(frame, object, slot) of each present object and the slot whose reading ``[N, S, 4]`` is nearest (one each)."""
+    from scipy.optimize import linear_sum_assignment
+
+    pairs = []
+    for frame in range(len(readings)):
+        held = np.flatnonzero(present[frame])
+        gaps = ((objects[frame, held, None, 1:] - readings[frame, None]) / scale) ** 2  # [objects, S, 4]
+        rows, columns = linear_sum_assignment(gaps.sum(-1))
+        pairs += [(frame, held[r], c) for r, c in zip(rows, columns)]
+    return tuple(np.array(column, dtype=int) for column in zip(*pairs)) if pairs else (np.zeros(0, int),) * 3
+
+
 def evaluate_scenes(model, videos: int = 20, horizons: int = 5, seed: int = 0) -> dict[str, Any]:
     """Record ``videos`` passive videos and measure the model on them (see the module docstring)."""
     meta = model.meta
@@ -154,6 +212,7 @@ def evaluate_scenes(model, videos: int = 20, horizons: int = 5, seed: int = 0) -
         "model_steps": latents.shape[1],
         "prediction_error": prediction_error(model, latents, horizons),
         "probe": linear_probe(latents.numpy(), states),
+        **({"slot_probe": slot_probe(latents.unflatten(-1, meta.latent_shape).numpy(), states)} if len(meta.latent_shape) == 2 else {}),
     }
 
 
