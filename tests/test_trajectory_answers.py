@@ -241,14 +241,19 @@ def test_the_pixel_reader_matches_slots_probes_them_and_answers(generated, pixel
     assert fitted["pairs"] > 100 and fitted["reading"] == min(("probe", "decoder"), key=lambda r: fitted[f"{r}_rmse_m"])
     scored = reader.score(videos)
     assert 0 < scored["matched_fraction"] <= 1 and np.isfinite([scored["probe_rmse_m"], scored["decoder_rmse_m"]]).all()
-    # the decoder's reading: slot 1 wins the 2 x 2 pixels around (column 5, row 9), slot 0 all the others, slots 2-3 none
+    # the decoder's reading: slot 0 draws the table on the left half, slot 2 on the right half and a blue object at
+    # columns 12-13, rows 2-3; slot 1 draws a red object at columns 4-5, rows 8-9; slot 3 draws nothing
+    colors = torch.full((1, 4, 3, 16, 16), 0.2)
+    colors[0, 1, :, 8:10, 4:6] = torch.tensor([1.0, -1, -1])[:, None, None]
+    colors[0, 2, :, 2:4, 12:14] = torch.tensor([-1.0, -1, 1])[:, None, None]
     shares = torch.zeros(1, 4, 1, 16, 16)
-    shares[:, 0] = 1
+    shares[0, 0, 0, :, :8], shares[0, 2, 0, :, 8:] = 1, 1
     shares[0, 0, 0, 8:10, 4:6], shares[0, 1, 0, 8:10, 4:6] = 0, 1
-    reader.model.decoder.parts = lambda slots: (None, shares)
+    reader.model.decoder.parts = lambda slots: (colors, shares)
     decoded = reader.decoded_positions(slots[:1])
     np.testing.assert_allclose(decoded[0, 1], reader.camera.ground_point([5.0, 9.0], 0.15)[:2])
-    assert np.isfinite(decoded[0, 0]).all() and np.isnan(decoded[0, 2:]).all()
+    np.testing.assert_allclose(decoded[0, 2], reader.camera.ground_point([13.0, 3.0], 0.15)[:2])  # not pulled to its table
+    assert np.isnan(decoded[0, [0, 3]]).all()  # only table, or nothing
     del reader.model.decoder.parts
 
     dynamics = PixelSlotDynamics(reader, generated, "cjepa from pixels")

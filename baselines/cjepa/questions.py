@@ -11,11 +11,13 @@ matching        at a frame, each object in view is given the slot whose decoder 
                 assignment that maximizes the total share). Objects out of view get no slot
 reading         where a slot's object stands on the table, two ways: ``probe``, ridge
                 regression from the slot to its object's position (x, y); ``decoder``, the
-                centroid of the pixels the slot wins in the decoded frame, taken back through
-                the camera to the table at a resting object's center height. Both are fitted
-                or checked on the matched slots of the first ``--probe-videos`` videos of
-                ``--train``; the one with the smaller error there reads the predictions, and
-                both are scored on ``--test``
+                centroid of the slot's pixels in the decoded frame, each weighted by the slot's
+                share of it and by how far the slot's colour there is from the table's (so the
+                table, which every slot draws a little of, does not pull it to the middle),
+                taken back through the camera to the table at a resting object's center
+                height. Both are fitted or checked on the matched slots of the first
+                ``--probe-videos`` videos of ``--train``; the one with the smaller error there
+                reads the predictions, and both are scored on ``--test``
 continuing      the slots of the video's last ``history`` model steps rolled on with the zero
                 action; each matched object's positions are the reading of its slot
 what if         the video rolled out again from its first ``history`` model steps with the
@@ -132,15 +134,17 @@ class SlotReader:
 
     @torch.no_grad()
     def decoded_positions(self, slots: torch.Tensor) -> np.ndarray:
-        """The slots ``[N, S, D]`` of N frames -> where on the table each slot's pixels lie ``[N, S, 2]`` (m): the centroid of
-        the pixels it wins in the decoded frame, at a resting object's center height (NaN for a slot that wins none)."""
-        shares = self.model.decoder.parts(slots)[1][:, :, 0]  # [N, S, size, size]
-        won = torch.nn.functional.one_hot(shares.argmax(dim=1), slots.shape[1]).permute(0, 3, 1, 2).double().numpy()
-        middles = np.arange(shares.shape[-1]) + 0.5
-        area = won.sum((2, 3))
+        """The slots ``[N, S, D]`` of N frames -> where on the table each slot's object lies ``[N, S, 2]`` (m): the centroid
+        of its pixels in the decoded frame, each weighted by its share there and by how far the slot's colour there is
+        from the table's, taken to a resting object's center height (NaN for a slot that draws nothing but table)."""
+        colors, shares = self.model.decoder.parts(slots)  # [N, S, 3, size, size], [N, S, 1, size, size]
+        table = (colors * shares).sum(1).flatten(2).median(dim=2).values[:, None, :, None, None]  # the frame's commonest colour
+        weights = (shares * (colors - table).abs().mean(dim=2, keepdim=True))[:, :, 0].double().numpy()  # [N, S, size, size]
+        middles = np.arange(weights.shape[-1]) + 0.5
+        total = weights.sum((2, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            pixel = np.stack([(won * middles).sum((2, 3)), (won * middles[:, None]).sum((2, 3))], axis=-1) / area[..., None]
-        return self.camera.ground_point(pixel, RADIUS)[..., :2]
+            pixel = np.stack([(weights * middles).sum((2, 3)), (weights * middles[:, None]).sum((2, 3))], axis=-1) / total[..., None]
+        return self.camera.ground_point(np.where(total[..., None] > 1e-9, pixel, np.nan), RADIUS)[..., :2]
 
     def _probe(self, slots: np.ndarray) -> np.ndarray:
         weights, bias = self.probe
