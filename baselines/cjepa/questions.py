@@ -11,21 +11,23 @@ matching        at a frame, each object in view is given the slot whose decoder 
                 assignment that maximizes the total share). Objects out of view get no slot
 reading         where a slot's object stands on the table, two ways: ``probe``, ridge
                 regression from the slot to its object's position (x, y); ``decoder``, the
-                centroid of the slot's pixels in the decoded frame, each weighted by the slot's
-                share of it and by how far the slot's colour there is from the table's (so the
-                table, which every slot draws a little of, does not pull it to the middle),
+                centroid of the pixels the slot wins in the decoded frame and draws in a
+                colour other than the table's (the table is shared out among all the slots),
                 taken back through the camera to the table at a resting object's center
                 height. Both are fitted or checked on the matched slots of the first
                 ``--probe-videos`` videos of ``--train``; the one with the smaller error there
                 reads the predictions, and both are scored on ``--test``
 continuing      the slots of the video's last ``history`` model steps rolled on with the zero
-                action; each matched object's positions are the reading of its slot
+                action; each matched object starts where it was seen and moves as the reading
+                of its slot moves (the reading's own offset from the truth cancels out)
 what if         the video rolled out again from its first ``history`` model steps with the
                 removed object's slot left out of the predictor's tokens (C-JEPA's own way to
-                remove an object); the rollout's first frames are the observed ones
+                remove an object), each object moving from where it was seen as when
+                continuing; the rollout's first frames are the observed ones
 unmatched       an object with no slot where the rollout starts (not yet in view) keeps its
                 observed track (what-if) or its last velocity (continuing), as the floor does,
-                and cannot be removed: the model has never seen it
+                and cannot be removed: the model has never seen it. A matched slot whose
+                object the decoder stops drawing keeps its last reading
 ==============  ================================================================================
 
 The questions' programs run on these trajectories (``wmbench.eval.trajectory_answers``, the same reader as the true-
@@ -62,6 +64,9 @@ from wmbench.eval.trajectory_answers import ObjectTracks, VelocityExtrapolation,
 from wmbench.files import atomic_write
 from wmbench.progress import progress_bar
 from wmbench.stats import fit_ridge
+
+
+TABLE_SHADING = 0.1  # mean |colour - table colour| on [-1, 1] below which a decoded pixel is the table (5% of the range)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,14 +123,14 @@ class SlotReader:
         slots, decoded, targets = self._pairs(videos)
         self.probe = fit_ridge(slots, targets)
         errors = {"probe_rmse_m": rmse(self._probe(slots), targets), "decoder_rmse_m": rmse(decoded, targets)}
-        self.reading = min(("probe", "decoder"), key=lambda reading: errors[f"{reading}_rmse_m"])
-        return {**errors, "reading": self.reading, "pairs": len(slots)}
+        self.reading = min(("probe", "decoder"), key=lambda reading: np.nan_to_num(errors[f"{reading}_rmse_m"], nan=np.inf))
+        return {**errors, "decoder_unread_fraction": unread(decoded), "reading": self.reading, "pairs": len(slots)}
 
     def score(self, videos: list[SceneVideo]) -> dict[str, float]:
         """Both readings' RMSE (m) on the matched slots of ``videos``, against predicting the table's mean position."""
         slots, decoded, targets = self._pairs(videos)
         return {"probe_rmse_m": rmse(self._probe(slots), targets), "decoder_rmse_m": rmse(decoded, targets),
-                "mean_position_rmse_m": rmse(targets.mean(0), targets), "pairs": len(slots),
+                "decoder_unread_fraction": unread(decoded), "mean_position_rmse_m": rmse(targets.mean(0), targets), "pairs": len(slots),
                 "matched_fraction": float(len(slots) / sum(np.prod(v.position.shape[:2]) for v in videos))}
 
     def positions(self, slots: torch.Tensor) -> np.ndarray:
@@ -135,16 +140,18 @@ class SlotReader:
     @torch.no_grad()
     def decoded_positions(self, slots: torch.Tensor) -> np.ndarray:
         """The slots ``[N, S, D]`` of N frames -> where on the table each slot's object lies ``[N, S, 2]`` (m): the centroid
-        of its pixels in the decoded frame, each weighted by its share there and by how far the slot's colour there is
-        from the table's, taken to a resting object's center height (NaN for a slot that draws nothing but table)."""
+        of the pixels the slot wins in the decoded frame and draws in a colour other than the table's, taken to a resting
+        object's center height (NaN for a slot that draws nothing but table)."""
         colors, shares = self.model.decoder.parts(slots)  # [N, S, 3, size, size], [N, S, 1, size, size]
         table = (colors * shares).sum(1).flatten(2).median(dim=2).values[:, None, :, None, None]  # the frame's commonest colour
-        weights = (shares * (colors - table).abs().mean(dim=2, keepdim=True))[:, :, 0].double().numpy()  # [N, S, size, size]
+        drawn = (colors - table).abs().mean(dim=2) > TABLE_SHADING  # [N, S, size, size]
+        won = torch.nn.functional.one_hot(shares[:, :, 0].argmax(dim=1), slots.shape[1]).permute(0, 3, 1, 2).bool()
+        weights = (won & drawn).double().numpy()
         middles = np.arange(weights.shape[-1]) + 0.5
-        total = weights.sum((2, 3))
+        area = weights.sum((2, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            pixel = np.stack([(weights * middles).sum((2, 3)), (weights * middles[:, None]).sum((2, 3))], axis=-1) / total[..., None]
-        return self.camera.ground_point(np.where(total[..., None] > 1e-9, pixel, np.nan), RADIUS)[..., :2]
+            pixel = np.stack([(weights * middles).sum((2, 3)), (weights * middles[:, None]).sum((2, 3))], axis=-1) / area[..., None]
+        return self.camera.ground_point(pixel, RADIUS)[..., :2]
 
     def _probe(self, slots: np.ndarray) -> np.ndarray:
         weights, bias = self.probe
@@ -163,8 +170,23 @@ class SlotReader:
 
 
 def rmse(guess: np.ndarray, truth: np.ndarray) -> float:
-    """Root mean squared distance (m) between positions ``[..., 2]``, leaving out NaN readings (a slot that wins no pixel)."""
-    return float(np.sqrt(np.nanmean(((guess - truth) ** 2).sum(-1))))
+    """Root mean squared distance (m) between positions ``[..., 2]``, leaving out NaN readings (a slot that draws no object)."""
+    gaps = ((guess - truth) ** 2).sum(-1)
+    return float(np.sqrt(np.nanmean(gaps))) if not np.isnan(gaps).all() else math.nan
+
+
+def unread(positions: np.ndarray) -> float:
+    """The fraction of readings ``[..., 2]`` that found nothing (NaN)."""
+    return float(np.isnan(positions[..., 0]).mean()) if positions.size else 0.0
+
+
+def fill_forward(positions: np.ndarray) -> np.ndarray:
+    """Positions ``[T, ...]`` with each NaN replaced by the last reading before it (a slot whose object the decoder
+    stopped drawing stays where it was last read)."""
+    filled = positions.copy()
+    for t in range(1, len(filled)):
+        filled[t] = np.where(np.isnan(filled[t]), filled[t - 1], filled[t])
+    return filled
 
 
 class PixelSlotDynamics:
@@ -181,24 +203,25 @@ class PixelSlotDynamics:
         return self.reader.slots_and_matches(scene_video(self.generated, scene_index, self.reader.model.meta.image_size[0]))
 
     @torch.no_grad()
-    def _rolled_positions(self, slots: torch.Tensor, matched: np.ndarray, steps: int, removed_slot: int | None = None) -> np.ndarray:
+    def _rolled_positions(self, slots: torch.Tensor, matched: np.ndarray, seen: np.ndarray, steps: int, removed_slot: int | None = None) -> np.ndarray:
         """Positions ``[steps * stride, O, 2]`` of the matched objects (NaN for the others) at every frame after context slots
-        ``[history, S, D]`` (the slots of the objects ``matched`` ``[O]``), rolled ``steps`` model steps on."""
+        ``[history, S, D]`` (the slots of the objects ``matched`` ``[O]``), rolled ``steps`` model steps on: where each was
+        ``seen`` ``[O, 2]`` at the last context frame, moved as its slot's reading moves."""
         kept = [s for s in range(slots.shape[1]) if s != removed_slot]
         blocks = self.zero_block.expand(1, self.history + steps, -1)
         predicted = self.reader.model.rollout(slots[None][:, :, kept], blocks, torch.tensor(kept))[0]  # [steps, kept, D]
-        stepped = self.reader.positions(torch.cat([slots[-1:, kept], predicted]))  # [steps + 1, kept, 2]
+        stepped = fill_forward(self.reader.positions(torch.cat([slots[-1:, kept], predicted])))  # [steps + 1, kept, 2]
         out = np.full((steps + 1, len(matched), 2), np.nan)
         holds = [(o, kept.index(s)) for o, s in enumerate(matched) if s >= 0 and s != removed_slot]
         for o, k in holds:
-            out[:, o] = stepped[:, k]
+            out[:, o] = seen[o] + stepped[:, k] - stepped[0, k]
         return interpolate_steps(out, self.stride)
 
     def continue_scene(self, observed: ObjectTracks, frames: int) -> np.ndarray:
         slots, matches = self._seen(observed.scene_index)
         last = len(slots) - 1
         context = slots[last - (self.history - 1) * self.stride :: self.stride]
-        rolled = self._rolled_positions(context, matches[last], math.ceil(frames / self.stride))[:frames]
+        rolled = self._rolled_positions(context, matches[last], observed.position[last], math.ceil(frames / self.stride))[:frames]
         straight = VelocityExtrapolation().continue_scene(observed, frames)
         return np.where(np.isnan(rolled), straight, rolled)
 
@@ -206,7 +229,8 @@ class PixelSlotDynamics:
         slots, matches = self._seen(observed.scene_index)
         frames, start = len(slots), self.context_end
         removed_slot = None if removed is None or matches[start, removed] < 0 else int(matches[start, removed])  # unseen: not removable
-        rolled = self._rolled_positions(slots[: start + 1 : self.stride], matches[start], math.ceil((frames - 1 - start) / self.stride), removed_slot)
+        steps = math.ceil((frames - 1 - start) / self.stride)
+        rolled = self._rolled_positions(slots[: start + 1 : self.stride], matches[start], observed.position[start], steps, removed_slot)
         rolled = np.where(np.isnan(rolled[: frames - 1 - start]), observed.position[start + 1 :], rolled[: frames - 1 - start])
         return np.concatenate([observed.position[: start + 1], rolled])
 
