@@ -288,7 +288,7 @@ def test_the_pixel_question_script_writes_its_report_and_refuses_bad_input(gener
     report = json.loads(out.read_text())
     assert {"C-JEPA from pixels", "velocity extrapolation", "reading_fit", "reading_test", "rollout_error_m"} <= report.keys()
     assert report["C-JEPA from pixels"]["by_type"]["descriptive"]["per_question"] == 1.0
-    capsys.readouterr()
+    assert report["reading_test"]["probe_median_m"] > 0 and "median" in capsys.readouterr().out  # the typical error beside the RMSE
     for bad, message in ((["--test", str(tmp_path)], "no questions.json"), ([str(tmp_path / "none.pt")], "does not exist"),
                          (["--out", str(tmp_path)], "is a folder")):
         given = [*argv, "--out", str(tmp_path / "second.json")]
