@@ -103,8 +103,15 @@ class SlotReader:
     @torch.no_grad()
     def slots_and_matches(self, video: SceneVideo) -> tuple[torch.Tensor, np.ndarray]:
         """The slots of every frame ``[F, S, D]``, and the slot of each object at each frame ``[F, O]`` (-1: out of view)."""
-        slots = torch.cat([self.model.encode(torch.from_numpy(chunk)[:, None])[:, 0] for chunk in np.array_split(video.pixels, 4)])
-        shares = self.model.decoder.parts(slots)[1][:, :, 0].numpy()  # [F, S, size, size]
+        slots = self._encode(video)
+        return slots, self._match(video, self.model.decoder.parts(slots)[1])
+
+    def _encode(self, video: SceneVideo) -> torch.Tensor:
+        return torch.cat([self.model.encode(torch.from_numpy(chunk)[:, None])[:, 0] for chunk in np.array_split(video.pixels, 4)])
+
+    def _match(self, video: SceneVideo, shares: torch.Tensor) -> np.ndarray:
+        """The slot of each object at each frame ``[F, O]`` from the decoder's shares ``[F, S, 1, size, size]``."""
+        shares = shares[:, :, 0].numpy()
         size = shares.shape[-1]
         centers = np.floor(np.nan_to_num(self.camera.project(video.position), nan=-1)).astype(int)  # [F, O, 2]; behind: -1
         matches = np.full(video.position.shape[:2], -1)
@@ -116,7 +123,7 @@ class SlotReader:
             around = np.stack([padded[:, r : r + 3, c : c + 3].sum((1, 2)) for c, r in center[in_view]])  # [objects, S]
             objects, slots_won = linear_sum_assignment(around, maximize=True)
             matches[frame, in_view[objects]] = slots_won
-        return slots, matches
+        return matches
 
     def fit(self, videos: list[SceneVideo]) -> dict[str, float]:
         """Fit the probe on the matched slots of ``videos`` and keep the reading with the smaller error on them."""
@@ -145,10 +152,13 @@ class SlotReader:
         """The slots ``[N, S, D]`` of N frames -> where on the table each slot's object lies ``[N, S, 2]`` (m): the centroid
         of the pixels the slot wins in the decoded frame and draws in a colour other than the table's, taken to a resting
         object's center height (NaN for a slot that draws nothing but table)."""
-        colors, shares = self.model.decoder.parts(slots)  # [N, S, 3, size, size], [N, S, 1, size, size]
+        return self._drawn_positions(*self.model.decoder.parts(slots))
+
+    def _drawn_positions(self, colors: torch.Tensor, shares: torch.Tensor) -> np.ndarray:
+        """``decoded_positions`` from the decoder's parts: colours ``[N, S, 3, size, size]``, shares ``[N, S, 1, size, size]``."""
         table = (colors * shares).sum(1).flatten(2).median(dim=2).values[:, None, :, None, None]  # the frame's commonest colour
         drawn = (colors - table).abs().mean(dim=2) > TABLE_SHADING  # [N, S, size, size]
-        won = torch.nn.functional.one_hot(shares[:, :, 0].argmax(dim=1), slots.shape[1]).permute(0, 3, 1, 2).bool()
+        won = torch.nn.functional.one_hot(shares[:, :, 0].argmax(dim=1), shares.shape[1]).permute(0, 3, 1, 2).bool()
         weights = (won & drawn).double().numpy()
         middles = np.arange(weights.shape[-1]) + 0.5
         area = weights.sum((2, 3))
@@ -160,29 +170,38 @@ class SlotReader:
         weights, bias = self.probe
         return slots @ weights + bias
 
+    @torch.no_grad()
     def _pairs(self, videos: list[SceneVideo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The matched slots ``[N, D]`` of ``videos``, the decoder's reading of each ``[N, 2]``, and the object's position."""
         slots, decoded, targets = [], [], []
         for video in videos:
-            video_slots, matches = self.slots_and_matches(video)
+            video_slots = self._encode(video)
+            colors, shares = self.model.decoder.parts(video_slots)  # decoded once for the matching and the reading
+            matches = self._match(video, shares)
             frame, obj = np.nonzero(matches >= 0)
             slots.append(video_slots[frame, matches[frame, obj]].numpy())
-            decoded.append(self.decoded_positions(video_slots)[frame, matches[frame, obj]])
+            decoded.append(self._drawn_positions(colors, shares)[frame, matches[frame, obj]])
             targets.append(video.position[frame, obj, :2])
         return np.concatenate(slots), np.concatenate(decoded), np.concatenate(targets)
 
 
+def distances(guess: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The distances (m) between positions ``[..., 2]``, flat, leaving out NaN readings (a slot that draws no object)."""
+    gaps = np.sqrt(((guess - truth) ** 2).sum(-1)).ravel()
+    return gaps[~np.isnan(gaps)]
+
+
 def rmse(guess: np.ndarray, truth: np.ndarray) -> float:
-    """Root mean squared distance (m) between positions ``[..., 2]``, leaving out NaN readings (a slot that draws no object)."""
-    gaps = ((guess - truth) ** 2).sum(-1)
-    return float(np.sqrt(np.nanmean(gaps))) if not np.isnan(gaps).all() else math.nan
+    """Root mean squared distance (m) between positions ``[..., 2]`` (NaN when nothing was read)."""
+    gaps = distances(guess, truth)
+    return float(np.sqrt((gaps**2).mean())) if gaps.size else math.nan
 
 
 def median_error(guess: np.ndarray, truth: np.ndarray) -> float:
-    """The median distance (m) between positions ``[..., 2]``, leaving out NaN readings: the typical error, where the RMSE
-    is dominated by the few objects far back, where one decoded pixel spans metres of table."""
-    gaps = np.sqrt(((guess - truth) ** 2).sum(-1))
-    return float(np.nanmedian(gaps)) if not np.isnan(gaps).all() else math.nan
+    """The median distance (m): the typical error, where the RMSE is ruled by the few objects far back, where one decoded
+    pixel spans metres of table (NaN when nothing was read)."""
+    gaps = distances(guess, truth)
+    return float(np.median(gaps)) if gaps.size else math.nan
 
 
 def unread(positions: np.ndarray) -> float:
