@@ -65,6 +65,18 @@ def test_probe_on_the_true_state_is_near_perfect_and_on_noise_is_not():
     assert linear_probe(noise, states)["position_r2"] < 0.2
 
 
+def test_an_object_out_of_view_is_not_scored():
+    """CLEVRER's objects enter from outside the view and leave it: no frame shows where they are then."""
+    from wmbench.envs.clevrer.env import MAX_OBJECTS, SLOT, SLOT_FIELDS
+
+    states = np.zeros((1, 1, MAX_OBJECTS * SLOT + 1))
+    for obj, (x, y) in enumerate([(0.0, 0.3), (-11.0, 0.3), (0.0, 9.0)]):
+        states[0, 0, obj * SLOT + np.array([SLOT_FIELDS.index(f) for f in ("present", "x", "y", "z")])] = (1.0, x, y, 0.2)
+    targets = probe_targets(states).reshape(MAX_OBJECTS, len(PROBE_FIELDS))
+    assert targets[:, 0].tolist() == [1, 0, 0, 0, 0, 0]
+    assert targets[0, 1:3].tolist() == [0.0, 0.3] and not targets[1:].any()  # out of view reads as absent, not as -11 m
+
+
 def test_slot_probe_reads_objects_from_shuffled_slots_where_the_flat_probe_cannot():
     """Each object's slot holds a linear code of its x, y, vx, vy, in a slot that changes at every frame (as
     an object-centric encoder's slot order does); the other slots are noise."""

@@ -12,12 +12,13 @@ prediction error         for horizon k: ``|| rollout(encode(f_(t-T+1) .. f_t), z
 linear probe             ridge regression from the latent of a frame to every object slot's
                          present flag, position (x, y) and velocity (vx, vy), fitted on the first
                          ``train_fraction`` of the videos, scored on the rest: RMSE of positions
-                         (m) and velocities (m/s) over present objects, and R^2 against
+                         (m) and velocities (m/s) over the objects in the camera's view (one
+                         outside it, which no frame shows, is not scored), and R^2 against
                          predicting the training mean
 slot probe               for object-centric latents ``[..., S, D]`` only: ridge regression from one
                          slot to its object's x, y, vx, vy, the same weights for every slot. Which
                          slot holds which object is unknown, so fitting alternates: each frame's
-                         present objects get the slots whose readings are nearest (Hungarian, one
+                         objects in view get the slots whose readings are nearest (Hungarian, one
                          slot per object), then the probe is refitted on those pairs, until the
                          pairs stop changing. Test frames are matched the same way against the
                          truth, which makes it a bound on what the slots hold, not a tracker;
@@ -114,11 +115,15 @@ def prediction_error(model, latents: torch.Tensor, horizons: int) -> list[dict[s
 
 
 def probe_targets(states: np.ndarray) -> np.ndarray:
-    """``[..., S]`` env states -> ``[..., slots * 5]``: each slot's present flag, x, y, vx, vy."""
-    from wmbench.envs.clevrer.env import MAX_OBJECTS, SLOT, SLOT_FIELDS
+    """``[..., S]`` env states -> ``[..., slots * 5]``: each slot's present flag, x, y, vx, vy. An object
+    outside the camera's view is all zeros, as an absent one is: no frame shows where it is."""
+    from wmbench.envs.clevrer.env import MAX_OBJECTS, QPOS, SLOT, SLOT_FIELDS
+    from wmbench.envs.clevrer.scene import CAMERA
 
     slots = states[..., : MAX_OBJECTS * SLOT].reshape(*states.shape[:-1], MAX_OBJECTS, SLOT)
-    return slots[..., [SLOT_FIELDS.index(field) for field in PROBE_FIELDS]].reshape(*states.shape[:-1], -1)
+    targets = slots[..., [SLOT_FIELDS.index(field) for field in PROBE_FIELDS]].copy()
+    targets *= CAMERA.in_view(slots[..., QPOS][..., :3])[..., None]
+    return targets.reshape(*states.shape[:-1], -1)
 
 
 def probe_scores(predicted: np.ndarray, targets: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
