@@ -29,17 +29,29 @@ def test_the_model_sees_the_envs_frames_and_the_placement():
     agent = small_agent(tiny_phyre_model(history=3))
     scene = task("stick_onto_box", 4)
     actions = random_valid_placements(scene, 3, np.random.default_rng(0))
-    pixels, blocks = agent.history(scene, actions)
-    assert pixels.shape == (3, 3, 3, 32, 32) and pixels.dtype == torch.uint8 and blocks.shape == (3, 3 + 4, 3)
-    for action, frames, block in zip(actions, pixels, blocks):
+    at_rest, placed = agent.frames(scene, actions)
+    blocks = agent.blocks(actions)
+    assert at_rest.shape == (1, 1, 3, 32, 32) and placed.shape == (3, 1, 3, 32, 32) and placed.dtype == torch.uint8
+    assert blocks.shape == (3, 3 + 4, 3)
+    for action, frame, block in zip(actions, placed, blocks):
         env = PhyreEnv(resolution=32, variation={"template": "stick_onto_box", "task": 4})
         before, _ = env.reset(seed=0)
         env_action = 2 * action - 1
-        placed, *_ = env.step(env_action)
-        frames = frames.permute(0, 2, 3, 1).numpy()
-        assert np.array_equal(frames[0], before["pixels"]) and np.array_equal(frames[1], before["pixels"])
-        assert np.array_equal(frames[2], placed["pixels"])  # the ball, drawn exactly as the env draws it
+        after, *_ = env.step(env_action)
+        assert np.array_equal(at_rest[0, 0].permute(1, 2, 0).numpy(), before["pixels"])
+        assert np.array_equal(frame[0].permute(1, 2, 0).numpy(), after["pixels"])  # the ball, drawn exactly as the env draws it
         assert torch.allclose(block[1], torch.from_numpy(env_action).float()) and not block[2:].any() and not block[0].any()
+
+
+def test_the_scene_at_rest_encoded_once_gives_each_placements_own_history():
+    model = tiny_phyre_model(history=3)
+    agent = small_agent(model)
+    scene = task("ball_into_jar", 2)
+    actions = random_valid_placements(scene, 4, np.random.default_rng(2))
+    at_rest, placed = agent.frames(scene, actions)
+    histories = torch.cat([at_rest.expand(4, 2, -1, -1, -1), placed], dim=1)  # every placement's T frames, encoded in full
+    with torch.no_grad():
+        assert torch.allclose(agent.history_latents(scene, actions), model.encode(histories), atol=1e-6)
 
 
 def test_rollouts_longer_than_the_checkpoints_horizon_are_chained(tmp_path):
@@ -49,9 +61,10 @@ def test_rollouts_longer_than_the_checkpoints_horizon_are_chained(tmp_path):
     actions = random_valid_placements(scene, 5, np.random.default_rng(1))
     chained = small_agent(loaded)  # horizon 4 > 3: two rollouts of 3 and 1 steps
     whole = small_agent(module)  # the module rolls out any horizon at once
-    pixels, blocks = chained.history(scene, actions)
+    blocks = chained.blocks(actions)
     with torch.no_grad():
-        assert torch.allclose(chained.predict(loaded.encode(pixels), blocks), whole.predict(module.encode(pixels), blocks), atol=1e-5)
+        assert torch.allclose(chained.predict(chained.history_latents(scene, actions), blocks),
+                              whole.predict(whole.history_latents(scene, actions), blocks), atol=1e-5)
 
 
 def test_the_logistic_probe_learns_a_separable_rule():

@@ -68,26 +68,35 @@ class WorldModelAgent:
         self.probe_s = time.perf_counter() - start
 
     # ------------------------------------------------------------------ the model
-    def history(self, scene: Scene, actions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixels ``[N, T, 3, H, W]`` and action blocks ``[N, T + horizon, block]`` of each placement."""
+    def frames(self, scene: Scene, actions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels of the scene at rest ``[1, 1, 3, H, W]``, the same before every placement, and of each placement's ball
+        ``[N, 1, 3, H, W]``."""
+        before = draw(scene, initial_poses(scene), self.model.meta.image_size)
+        placed = np.stack([draw_ball(before, action) for action in actions])
+        return (torch.from_numpy(before[None, None]).permute(0, 1, 4, 2, 3),
+                torch.from_numpy(np.ascontiguousarray(placed[:, None])).permute(0, 1, 4, 2, 3))
+
+    def blocks(self, actions: np.ndarray) -> torch.Tensor:
+        """The normalized action blocks ``[N, T + horizon, block]`` of each placement: the placement leads into the ball's frame."""
         meta = self.model.meta
-        before = draw(scene, initial_poses(scene), meta.image_size)
-        frames = np.stack([draw_ball(before, action) for action in actions])
-        pixels = np.concatenate([np.broadcast_to(before, (len(actions), meta.history - 1, *before.shape)), frames[:, None]], axis=1)
         blocks = np.zeros((len(actions), meta.history + self.horizon, meta.action_block, meta.action_dim), np.float32)
         if meta.history > 1:
             blocks[:, meta.history - 2, 0] = 2.0 * actions - 1.0  # the env's action space is [-1, 1]^3
-        blocks = meta.normalize_actions(torch.from_numpy(blocks.reshape(len(actions), meta.history + self.horizon, -1)))
-        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 1, 4, 2, 3), blocks
+        return meta.normalize_actions(torch.from_numpy(blocks.reshape(len(actions), meta.history + self.horizon, -1)))
+
+    def history_latents(self, scene: Scene, actions: np.ndarray) -> torch.Tensor:
+        """Each placement's history ``[N, T, ...]``: the scene at rest, repeated, then the ball's frame. The encoder reads
+        each frame on its own (as for goals), so the scene at rest is encoded once for all placements: 1 frame in T."""
+        at_rest, placed = (self.model.encode(pixels) for pixels in self.frames(scene, actions))
+        return torch.cat([at_rest.expand(len(actions), self.model.meta.history - 1, *at_rest.shape[2:]), placed], dim=1)
 
     @torch.no_grad()
     def features(self, scene: Scene, actions: np.ndarray) -> np.ndarray:
         """The last predicted latent (flattened) of each placement in ``scene``."""
         out = []
         for start in range(0, len(actions), BATCH):
-            pixels, blocks = self.history(scene, actions[start : start + BATCH])
-            latents = self.model.encode(pixels)
-            out.append(self.predict(latents, blocks)[:, -1].flatten(1).float().cpu().numpy())
+            chunk = actions[start : start + BATCH]
+            out.append(self.predict(self.history_latents(scene, chunk), self.blocks(chunk))[:, -1].flatten(1).float().cpu().numpy())
         return np.concatenate(out)
 
     def predict(self, latents: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
