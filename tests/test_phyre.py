@@ -46,6 +46,15 @@ def test_random_largest_balls_and_shares():
     assert solved_share(scene, [solve(scene)]) == 1.0 and solved_share(scene, [(0.5, 0.97, 0.0)]) == 0.0  # a tiny ball on the roof
 
 
+def test_the_solving_share_by_radius_counts_every_placement_once():
+    from wmbench.envs.phyre.difficulty import radius_table
+
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in radius_table(tasks=1, samples=4).splitlines()[2:]]
+    counts = [int(row[2]) for row in rows]
+    assert len(rows) == 11 and sum(counts[:-1]) == counts[-1] == 25 * 4  # ten bands of r, then every placement
+    assert rows[0][:2] == ["0.0-0.1", "2-5 px"] and rows[9][:2] == ["0.9-1.0", "29-32 px"]
+
+
 def test_tasks_are_deterministic_and_checked():
     assert task("ball_into_jar", 7) == task(1, 7)
     assert task(0, 1) != task(0, 2)

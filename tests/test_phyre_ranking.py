@@ -151,8 +151,9 @@ def test_score_maps_show_where_balls_solve_and_what_the_agent_scores(tmp_path, c
 
     agent = small_agent(tiny_phyre_model())
     scene = task("ball_off_shelf", 3)
-    found = score_map(agent, "ball_off_shelf:003", scene, grid=6)
-    actions = grid_actions(6)
+    found = score_map(agent, "ball_off_shelf:003", scene, grid=6, radius=0.3)
+    actions = grid_actions(6, radius=0.3)
+    assert found.radius == 0.3
     assert actions[0, 1] > actions[-1, 1] and actions[0, 0] < actions[5, 0]  # row 0 is the top of the scene, x grows along a row
     for cell in (0, 14, 35):
         row, column = divmod(cell, 6)
@@ -163,10 +164,19 @@ def test_score_maps_show_where_balls_solve_and_what_the_agent_scores(tmp_path, c
     checkpoint = export(tiny_phyre_model(), tmp_path / "tiny.wmb", horizon=3)
     out = tmp_path / "maps.png"
     argv = ["phyre", "maps", "--model", str(checkpoint), "--tasks", "2", "--grid", "6", "--probe-samples", "20", "--horizon", "2",
-            "--device", "cpu", "--out", str(out)]
+            "--radius", "0.3", "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0
     from PIL import Image
 
     assert Image.open(out).size[1] > Image.open(out).size[0] / 2  # two rows of panels
     printed = capsys.readouterr().out
     assert printed.count("valid cells solve it") == 2 and f"wrote {out}" in printed
+
+
+def test_the_default_map_ball_is_small_enough_to_solve_a_task():
+    """No ball of r >= 0.5 fits the roofs' openings: a map drawn with one has nothing to find."""
+    from wmbench.eval.puzzle_agent import grid_actions
+
+    scene = task("stick_onto_box", 4)
+    assert any(simulate(scene, action, stop_when_decided=True).solved for action in grid_actions(16))
+    assert not any(simulate(scene, action, stop_when_decided=True).solved for action in grid_actions(16, radius=0.5))

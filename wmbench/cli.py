@@ -51,6 +51,22 @@ def whole_number(low: int, high: int):
     return parse
 
 
+def real_number(low: float, high: float):
+    """An argparse type: a finite number in [low, high], refused with the range otherwise."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 SEED = whole_number(0, 2**32 - 1)
 MAX_STEPS = 1_000_000  # env steps of one episode or trajectory
 
@@ -537,7 +553,7 @@ def cmd_phyre_maps(args) -> None:
     options = {key: value for key in ("probe_samples", "horizon") if (value := getattr(args, key)) is not None}
     agent, description, _ = world_model_agent(args.model, train, args.seed, True, args.device, args.trust_code, options)
     chosen = test[:: max(len(test) // args.tasks, 1)][: args.tasks]  # spread over the fold's templates
-    maps = [score_map(agent, task_id, task(*parse_task_id(task_id)), args.grid) for task_id in chosen]
+    maps = [score_map(agent, task_id, task(*parse_task_id(task_id)), args.grid, args.radius) for task_id in chosen]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_score_maps(maps, args.out, f"{description['model']['name']}: probe score vs the simulator, {args.split} fold {args.fold} test tasks")
     for found in maps:
@@ -758,6 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--seed", type=SEED, default=PUZZLES.seed, help=f"seed of the folds and of the probe's data (default {PUZZLES.seed})")
     maps.add_argument("--tasks", type=whole_number(1, 100), default=4, help="test tasks shown, spread over the fold (default 4)")
     maps.add_argument("--grid", type=whole_number(2, 256), default=32, help="cells a side (default 32; each cell is one simulation)")
+    maps.add_argument("--radius", type=real_number(0.0, 1.0), default=PUZZLES.map_radius,
+                      help=f"the ball's radius as PHYRE's r in 0..1, a ball of 2 + 30 r px (default {PUZZLES.map_radius}: "
+                           f"{2 + 30 * PUZZLES.map_radius:.0f} px, among the sizes that solve most often)")
     maps.add_argument("--probe-samples", type=whole_number(1, 10_000_000), help=f"placements on training tasks the probe is fitted on (default {PUZZLES.probe_samples})")
     maps.add_argument("--horizon", type=whole_number(1, 1000), help=f"model steps predicted (default: {PUZZLES.horizon_seconds} s of physics)")
     add_model_options(maps)

@@ -71,6 +71,7 @@ class Puzzles:
     horizon_seconds: int = 10  # physics it predicts: 94% of random valid solutions are decided by then
     dqn_samples_per_task: int = 50  # simulator-labelled placements per training task the dqn agent learns from
     dqn_steps: int = 3000  # its training steps (batches of 64, half solving)
+    map_radius: float = 0.2  # the ball of `wmbench phyre maps`, 8 px: the sizes that solve most often (envs/phyre.md)
 
 
 @dataclass(frozen=True)

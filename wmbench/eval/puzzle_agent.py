@@ -147,13 +147,13 @@ class WorldModelAgent:
 
 # ---------------------------------------------------------------------- score maps
 GRID = 32
-RADIUS = 0.5  # PHYRE's r: a ball of 2 + 30 * 0.5 = 17 px
 
 
 @dataclass(frozen=True)
 class ScoreMap:
     task: str
     scene: Scene
+    radius: float  # PHYRE's r of the ball at every cell
     valid: np.ndarray  # [grid, grid] bool, rows from the top of the scene
     truth: np.ndarray  # [grid, grid] bool
     scores: np.ndarray  # [grid, grid] float, NaN where invalid
@@ -168,14 +168,14 @@ class ScoreMap:
         return auroc(scores[solves], scores[~solves])
 
 
-def grid_actions(grid: int = GRID, radius: float = RADIUS) -> np.ndarray:
+def grid_actions(grid: int = GRID, radius: float = PUZZLES.map_radius) -> np.ndarray:
     """``[grid * grid, 3]`` placements at the cell centres, row by row from the top of the scene."""
     centres = (np.arange(grid) + 0.5) / grid
     y, x = np.meshgrid(centres[::-1], centres, indexing="ij")
     return np.stack([x.ravel(), y.ravel(), np.full(grid * grid, radius)], axis=1)
 
 
-def score_map(agent, task_id: str, scene: Scene, grid: int = GRID, radius: float = RADIUS) -> ScoreMap:
+def score_map(agent, task_id: str, scene: Scene, grid: int = GRID, radius: float = PUZZLES.map_radius) -> ScoreMap:
     actions = grid_actions(grid, radius)
     valid = valid_placements(scene, actions)
     truth = np.zeros(len(actions), bool)
@@ -184,7 +184,7 @@ def score_map(agent, task_id: str, scene: Scene, grid: int = GRID, radius: float
     if valid.any():
         scores[valid] = agent.scores(scene, actions[valid])
     shape = (grid, grid)
-    return ScoreMap(task_id, scene, valid.reshape(shape), truth.reshape(shape), scores.reshape(shape))
+    return ScoreMap(task_id, scene, radius, valid.reshape(shape), truth.reshape(shape), scores.reshape(shape))
 
 
 def plot_score_maps(maps: list[ScoreMap], path: str | Path, title: str = "") -> None:
@@ -210,8 +210,8 @@ def plot_score_maps(maps: list[ScoreMap], path: str | Path, title: str = "") -> 
             axis.set_xticks([])
             axis.set_yticks([])
             axis.set_facecolor("#dddddd")  # invalid cells
-    radius_px = action_ball((0.0, 0.0, RADIUS))[2]
-    figure.suptitle(title or f"a ball of radius {radius_px:.0f} px at each cell; gray: invalid", fontsize=9)
+    caption = f"a ball of radius {action_ball((0.0, 0.0, maps[0].radius))[2]:.0f} px at each cell; gray: invalid"
+    figure.suptitle(f"{title}\n{caption}" if title else caption, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, format="png")
     plt.close(figure)

@@ -1,8 +1,9 @@
 """How hard each PHYRE template is for chance: the share of random valid placements that solve its
-tasks, over every radius and at the largest radius only (what ranking balls by size relies on).
+tasks, over every radius and at the largest radius only (what ranking balls by size relies on);
+or, with ``--by-radius``, the share over every template by the ball's radius.
 
-``python -m wmbench.envs.phyre.difficulty [--tasks 20] [--samples 50] [--out FILE]`` prints the
-table (markdown) and writes it to ``--out`` when given.
+``python -m wmbench.envs.phyre.difficulty [--tasks 20] [--samples 50] [--by-radius] [--out FILE]``
+prints the table (markdown) and writes it to ``--out`` when given.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wmbench.envs.phyre.simulation import random_valid_placements, simulate, valid_placements
+from wmbench.envs.phyre.simulation import action_ball, random_valid_placements, simulate, valid_placements
 from wmbench.envs.phyre.templates import TEMPLATES, task
 
 
@@ -54,16 +55,45 @@ def shares_table(tasks: int, samples: int, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
+def radius_table(tasks: int, samples: int, seed: int = 0, bands: int = 10) -> str:
+    """The share of random valid placements that solve their task, by band of PHYRE's radius r, over
+    the first ``tasks`` tasks of every template with ``samples`` placements each."""
+    radii, solved = [], []
+    for number, name in enumerate(TEMPLATES):
+        rng = np.random.default_rng([seed, number])
+        for index in range(tasks):
+            scene = task(name, index)
+            actions = random_valid_placements(scene, samples, rng)
+            radii.extend(actions[:, 2])
+            solved.extend(simulate(scene, action, stop_when_decided=True).solved for action in actions)
+    band = np.minimum((np.array(radii) * bands).astype(int), bands - 1)
+    solved = np.array(solved)
+    lines = ["| r | ball radius | placements | solving share |", "|---|---|---|---|"]
+    for b in range(bands):
+        low, high = b / bands, (b + 1) / bands
+        inside = band == b
+        share = f"{100 * solved[inside].mean():.1f}%" if inside.any() else "-"
+        pixels = f"{action_ball((0, 0, low))[2]:.0f}-{action_ball((0, 0, high))[2]:.0f} px"
+        lines.append(f"| {low:.1f}-{high:.1f} | {pixels} | {int(inside.sum())} | {share} |")
+    lines.append(f"| all | | {len(solved)} | {100 * solved.mean():.1f}% |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wmbench.envs.phyre.difficulty", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=20, help="the first N tasks of every template (default 20)")
     parser.add_argument("--samples", type=int, default=50, help="random valid placements of each kind per task (default 50)")
+    parser.add_argument("--by-radius", action="store_true", help="the share by the ball's radius, over every template")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     if not 1 <= args.tasks <= 100 or args.samples < 1:
         parser.error("--tasks takes 1-100 and --samples a positive number")
-    table = shares_table(args.tasks, args.samples)
-    print(table.splitlines()[-1])
+    if args.by_radius:
+        table = radius_table(args.tasks, args.samples)
+        print(table)
+    else:
+        table = shares_table(args.tasks, args.samples)
+        print(table.splitlines()[-1])
     if args.out:
         args.out.write_text(table + "\n")
     return 0
