@@ -230,3 +230,35 @@ def test_summary_plot_draws_the_references(random_run, tmp_path):
     goal_reaching.plot_summary(random_run, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(path).stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------- PHYRE runs, paired by test task
+def test_two_phyre_runs_are_paired_by_task(random_run, tmp_path, capsys):
+    from wmbench.eval.puzzles import evaluate_agent
+
+    random = evaluate_agent("random", "within", 0, tasks=4, progress=False)
+    oracle = evaluate_agent("oracle", "within", 0, tasks=4, progress=False)
+    comparison = compare_runs(oracle, random, ("oracle.json", "random.json"))
+    assert comparison["tasks"] == 4 and comparison["runs"][0]["auccess"] == pytest.approx(oracle["auccess"]["value"])
+    assert comparison["difference"]["auccess"] == pytest.approx(oracle["auccess"]["value"] - random["auccess"]["value"])
+    assert sum(comparison["attempts"].values()) == 4
+    early, late = copy.deepcopy(random), copy.deepcopy(random)
+    for position, (a, b) in enumerate(zip(early["tasks"], late["tasks"])):
+        a["solved_at"], b["solved_at"] = (1, None) if position < 2 else (None, 1)
+    late["tasks"].reverse()  # listed in another order: paired by task, the first two are still A's and the last two B's
+    assert compare_runs(early, late)["attempts"] == {"first_earlier": 2, "second_earlier": 2, "same": 0}
+
+    first, second, fewer = tmp_path / "oracle.json", tmp_path / "random.json", tmp_path / "fewer.json"
+    first.write_text(json.dumps(oracle))
+    second.write_text(json.dumps(random))
+    assert main(["compare", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "AUCCESS x100 100.0" in out and "paired t-test" in out and "solved earlier by A" in out
+    fewer.write_text(json.dumps(evaluate_agent("random", "within", 0, tasks=3, progress=False)))
+    assert main(["compare", str(first), str(fewer)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--tasks" in error
+    goal_reaching = tmp_path / "goal.json"
+    goal_reaching.write_text(json.dumps(random_run))
+    assert main(["compare", str(first), str(goal_reaching)]) == 2
+    assert "same kind" in capsys.readouterr().err

@@ -690,12 +690,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweeping.set_defaults(run=cmd_sweep)
 
     compare = commands.add_parser(
-        "compare", help="paired comparison of two goal-reaching runs on the same pairs: difference, bootstrap interval, McNemar test",
+        "compare", help="paired comparison of two goal-reaching runs on the same pairs (or two PHYRE runs on the same tasks)",
         description="Compare two results JSONs of `wmbench eval` on the same env, evaluation set, budget and pairs: the success "
         "of each, the paired difference A - B with its bootstrap interval, the discordant pairs and an exact McNemar test. "
-        "Runs on different pairs are refused.")
-    compare.add_argument("first", type=Path, metavar="A.json", help="a results JSON of `wmbench eval`")
-    compare.add_argument("second", type=Path, metavar="B.json", help="another, on the same pairs")
+        "Or two of `wmbench phyre eval` on the same split, fold, seed and test tasks: the AUCCESS of each, the difference "
+        "with its bootstrap interval over tasks, which run solved each task earlier and a paired t-test. "
+        "Runs on different pairs (tasks) are refused.")
+    compare.add_argument("first", type=Path, metavar="A.json", help="a results JSON of `wmbench eval` or `wmbench phyre eval`")
+    compare.add_argument("second", type=Path, metavar="B.json", help="another of the same kind, on the same pairs (tasks)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(run=cmd_compare)
 
