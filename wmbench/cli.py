@@ -35,36 +35,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def whole_number(low: int, high: int):
-    """An argparse type: an integer in [low, high], refused with the range otherwise."""
+def bounded(convert: type, kind: str, low, high):
+    """An argparse type: ``convert(text)`` (a ``kind``) in [low, high], refused with the range otherwise."""
 
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}") from None
+        if not low <= value <= high:  # NaN fails this too
             raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
         return value
 
-    parse.__name__ = "whole number"  # what argparse names in its message
+    parse.__name__ = kind  # what argparse names in its message
     return parse
+
+
+def whole_number(low: int, high: int):
+    return bounded(int, "whole number", low, high)
 
 
 def real_number(low: float, high: float):
-    """An argparse type: a finite number in [low, high], refused with the range otherwise."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:  # NaN fails this too
-            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    return bounded(float, "number", low, high)
 
 
 SEED = whole_number(0, 2**32 - 1)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from wmbench.eval.results import schema, validate
+from wmbench.eval.results import is_phyre, schema, validate
 from wmbench.files import atomic_write
 from wmbench.protocol import GOAL_REACHING, PUZZLES, VERSION, standard_planners
 from wmbench.stats import wilson_interval
@@ -101,11 +101,6 @@ def run_digest(results: dict[str, Any]) -> str:
                    "planner": {key: value for key, value in results["planner"].items() if key not in UNPLANNED_FIELDS},
                    "outcomes": sorted([episode["pair"], episode["steps_to_success"]] for episode in results["episodes"])}
     return canonical_sha256(defined)
-
-
-def is_phyre(results: Any) -> bool:
-    """PHYRE results (``wmbench phyre eval``) rather than goal-reaching ones (``wmbench eval``)."""
-    return isinstance(results, dict) and isinstance(results.get("env"), dict) and results["env"].get("name") == "phyre"
 
 
 # ---------------------------------------------------------------------- strict JSON, dates, plain text

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from wmbench.eval.results import validate
+from wmbench.eval.results import is_phyre, validate
 from wmbench.stats import mcnemar_exact, paired_difference_interval, paired_t_test, wilson_interval
 
 BOOTSTRAP_SAMPLES = 10_000
@@ -44,7 +44,7 @@ BOOTSTRAP_SEED = 0
 def compare_runs(first: dict[str, Any], second: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> dict[str, Any]:
     """The paired comparison of two goal-reaching (or two PHYRE) results documents; ``ValueError`` naming the
     difference (and the fix) when they are not on the same pairs (test tasks)."""
-    if all(is_puzzle_run(document) for document in (first, second)):
+    if all(is_phyre(document) for document in (first, second)):
         return compare_puzzle_runs(first, second, names)
     for name, document in zip(names, (first, second)):
         if "episodes" not in document or "env" not in document:
@@ -102,10 +102,6 @@ def check_same_pairs(first: dict[str, Any], second: dict[str, Any], names: tuple
         draws = [f"--episodes {d['protocol']['episodes']} --seed {d['protocol']['seed']}" for d in (first, second)]
         raise ValueError(f"{a} ran {len(pairs[0])} pairs ({draws[0]}), {b} {len(pairs[1])} pairs ({draws[1]}), "
                          f"{len(set(pairs[0]) ^ set(pairs[1]))} of them not in both: evaluate both with the same --episodes and --seed")
-
-
-def is_puzzle_run(document: Any) -> bool:
-    return isinstance(document, dict) and isinstance(document.get("env"), dict) and document["env"].get("name") == "phyre"
 
 
 def compare_puzzle_runs(first: dict[str, Any], second: dict[str, Any], names: tuple[str, str]) -> dict[str, Any]:

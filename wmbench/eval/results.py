@@ -33,6 +33,11 @@ def validate(document: dict[str, Any], name: str = "results") -> None:
         raise ValueError(f"{name} JSON does not match its schema at {where}: {error.message}") from None
 
 
+def is_phyre(results: Any) -> bool:
+    """PHYRE results (``wmbench phyre eval``) rather than goal-reaching ones (``wmbench eval``)."""
+    return isinstance(results, dict) and isinstance(results.get("env"), dict) and results["env"].get("name") == "phyre"
+
+
 def model_label(model: str) -> str:
     """A run folder's name for ``model``: the reference agent's name, or the file's stem and the start of its sha256
     (so two checkpoints both called model.wmb do not share a folder)."""
